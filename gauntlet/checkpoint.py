@@ -1,0 +1,209 @@
+"""Checkpoints: a folder with ``config.json`` beside ``model.safetensors``.
+
+The config carries everything needed to use the weights (architecture, labels,
+input size, normalisation, target layers) and to trust them (training data,
+measured metrics, the command that produced them). :func:`save_checkpoint` and
+:func:`load_checkpoint` are symmetric: training writes exactly what the app reads.
+
+Sources accepted by :func:`resolve_checkpoint`:
+
+* a bundled checkpoint name (a folder under ``checkpoints/`` in this repository),
+* a local folder path,
+* ``hf://owner/name[@revision]``: a Hugging Face Hub model repository, downloaded
+  through ``huggingface_hub`` (cached; ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` honoured).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+
+from .models import Classifier, build_model, get_architecture
+from .settings import get_settings
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+HUB_PREFIX = "hf://"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be found, downloaded or read; the message says which and why."""
+
+
+@dataclass
+class CheckpointConfig:
+    """Everything that travels with the weights (``config.json``)."""
+
+    architecture: str
+    input_size: int
+    labels: list[str] = field(default_factory=lambda: ["REAL", "FAKE"])
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    resize: str = "pad_square"
+    target_layers: dict[str, list[str]] = field(default_factory=dict)
+    default_target: str = "last"
+    name: str = ""
+    display_name: str = ""
+    description: str = ""
+    trained_on: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    command: str = ""
+    hub_repo: str = ""
+    hub_revision: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CheckpointConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def __post_init__(self) -> None:
+        if not self.target_layers:
+            self.target_layers = dict(get_architecture(self.architecture).target_layers)
+
+    @property
+    def title(self) -> str:
+        return self.display_name or self.name or self.architecture
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the network in eval mode, its config and where it came from."""
+
+    model: Classifier
+    config: CheckpointConfig
+    source: str
+
+
+def save_checkpoint(model: Classifier, config: CheckpointConfig, folder: str | os.PathLike) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created if needed)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_NAME), metadata={"architecture": config.architecture})
+    (folder / CONFIG_NAME).write_text(json.dumps(asdict(config), indent=2) + "\n")
+    return folder
+
+
+def read_config(folder: str | os.PathLike) -> CheckpointConfig:
+    """Read a checkpoint folder's ``config.json``."""
+    path = Path(folder) / CONFIG_NAME
+    try:
+        return CheckpointConfig.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing: not a GAUNTLET checkpoint folder.") from None
+    except (json.JSONDecodeError, TypeError) as err:
+        raise CheckpointError(f"{path} is not a valid checkpoint config: {err}") from None
+
+
+def load_folder(folder: str | os.PathLike, source: str | None = None) -> Checkpoint:
+    """Load a checkpoint folder; half-precision weights are cast back to float32."""
+    folder = Path(folder)
+    config = read_config(folder)
+    model = build_model(config.architecture, config.input_size)
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise CheckpointError(f"{weights} is missing.")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights)).items()}
+    model.load_state_dict(state)
+    model.eval()
+    return Checkpoint(model=model, config=config, source=source or str(folder))
+
+
+def parse_hub_source(source: str) -> tuple[str, str | None]:
+    """``hf://owner/name@rev`` -> (``owner/name``, ``rev``)."""
+    spec = source[len(HUB_PREFIX):]
+    repo_id, _, revision = spec.partition("@")
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise CheckpointError(f"{source!r} is not of the form hf://owner/name[@revision].")
+    return repo_id, revision or None
+
+
+def download_from_hub(repo_id: str, revision: str | None = None) -> Path:
+    """Fetch a checkpoint from the Hub (or its cache) and return the local folder."""
+    from huggingface_hub import hf_hub_download
+
+    offline = get_settings().hub_offline
+    kwargs = dict(
+        repo_id=repo_id,
+        revision=revision,
+        endpoint=os.environ.get("HF_ENDPOINT") or None,
+        local_files_only=offline,
+        cache_dir=os.environ.get("HF_HUB_CACHE") or None,
+        etag_timeout=5,
+    )
+    try:
+        config_path = hf_hub_download(filename=CONFIG_NAME, **kwargs)
+        hf_hub_download(filename=WEIGHTS_NAME, **kwargs)
+    except Exception as err:  # noqa: BLE001 - network, auth, missing repo: all become one clear error
+        where = "the local Hub cache (offline mode)" if offline else "the Hugging Face Hub"
+        raise CheckpointError(f"Could not get {repo_id}@{revision or 'main'} from {where}: {type(err).__name__}") from err
+    return Path(config_path).parent
+
+
+def bundled_names(checkpoints_dir: Path | None = None) -> list[str]:
+    """Names of the checkpoints bundled in this repository (folders with a config.json)."""
+    root = checkpoints_dir or get_settings().checkpoints_dir
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / CONFIG_NAME).is_file())
+
+
+def resolve_checkpoint(source: str) -> Path:
+    """Turn any accepted source (bundled name, folder, ``hf://``) into a local folder."""
+    if source.startswith(HUB_PREFIX):
+        return download_from_hub(*parse_hub_source(source))
+    bundled = get_settings().checkpoints_dir / source
+    if "/" not in source and (bundled / CONFIG_NAME).is_file():
+        return bundled
+    folder = Path(source)
+    if (folder / CONFIG_NAME).is_file():
+        return folder
+    known = ", ".join(bundled_names()) or "none"
+    raise CheckpointError(f"No checkpoint {source!r}: not a bundled name (bundled: {known}), folder or hf:// source.")
+
+
+def load_checkpoint(source: str) -> Checkpoint:
+    """Load a checkpoint from a bundled name, a folder or ``hf://owner/name[@revision]``."""
+    return load_folder(resolve_checkpoint(source), source=source)
+
+
+def load_preferring_hub(bundled_name: str) -> Checkpoint:
+    """Load a bundled checkpoint's Hub version when reachable, else the bundled copy.
+
+    The bundled ``config.json`` names the production Hub repository and the
+    pinned revision (``hub_repo``, ``hub_revision``). Any failure to reach the
+    Hub is logged as one line and the bundled weights are used, so the app
+    always starts, also offline.
+    """
+    folder = get_settings().checkpoints_dir / bundled_name
+    config = read_config(folder)
+    if config.hub_repo:
+        try:
+            hub_folder = download_from_hub(config.hub_repo, config.hub_revision or None)
+            return load_folder(hub_folder, source=f"{HUB_PREFIX}{config.hub_repo}@{config.hub_revision or 'main'}")
+        except CheckpointError as err:
+            log.warning("%s; using the bundled checkpoint %r instead.", err, bundled_name)
+    return load_folder(folder, source=bundled_name)
+
+
+def to_half(folder: str | os.PathLike) -> None:
+    """Rewrite a checkpoint's weights in float16 (halves the size; loading casts back)."""
+    path = Path(folder) / WEIGHTS_NAME
+    state = load_file(str(path))
+    half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    save_file(half, str(path), metadata={"dtype": "float16"})
+
+
+__all__ = [
+    "Checkpoint", "CheckpointConfig", "CheckpointError", "save_checkpoint", "load_checkpoint", "load_folder",
+    "load_preferring_hub", "resolve_checkpoint", "bundled_names", "read_config", "to_half",
+]

@@ -1,0 +1,94 @@
+"""Detector: image -> probabilities of REAL and FAKE, with the checkpoint's own preprocessing."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .checkpoint import Checkpoint, load_checkpoint
+
+FAKE_INDEX = 1
+
+
+def pad_to_square(image: Image.Image, fill: tuple[int, int, int] = (0, 0, 0)) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """Pad ``image`` centred on a square canvas, as the study did; returns it and the pasted box."""
+    width, height = image.size
+    side = max(width, height)
+    if width == height:
+        return image, (0, 0, width, height)
+    canvas = Image.new("RGB", (side, side), fill)
+    left, top = (side - width) // 2, (side - height) // 2
+    canvas.paste(image, (left, top))
+    return canvas, (left, top, left + width, top + height)
+
+
+@dataclass
+class Prediction:
+    """A verdict: probability per label, and the predicted class."""
+
+    probabilities: dict[str, float]
+    predicted_index: int
+    predicted_label: str
+
+    @property
+    def fake_probability(self) -> float:
+        return list(self.probabilities.values())[FAKE_INDEX]
+
+
+class Detector:
+    """Wraps a checkpoint: preprocessing, batched inference and labels.
+
+    ``square_input`` maps an RGB image to the padded square the network sees
+    (before resizing); explainers use it to lay heatmaps back over the image.
+    """
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        self.checkpoint = checkpoint
+        self.model = checkpoint.model.eval()
+        self.config = checkpoint.config
+        self.labels = list(self.config.labels)
+        self._mean = torch.tensor(self.config.mean).view(1, 3, 1, 1)
+        self._std = torch.tensor(self.config.std).view(1, 3, 1, 1)
+
+    @classmethod
+    def from_source(cls, source: str) -> "Detector":
+        return cls(load_checkpoint(source))
+
+    @property
+    def input_size(self) -> int:
+        return int(self.config.input_size)
+
+    def square_input(self, image: Image.Image) -> tuple[Image.Image, tuple[int, int, int, int]]:
+        if self.config.resize == "pad_square":
+            return pad_to_square(image)
+        return image, (0, 0, *image.size)
+
+    def to_tensor(self, images: list[Image.Image] | np.ndarray) -> torch.Tensor:
+        """Resize square RGB images (PIL or uint8 NHWC array) and normalise them into a batch."""
+        size = self.input_size
+        if isinstance(images, np.ndarray):
+            batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+            if batch.shape[-1] != size or batch.shape[-2] != size:
+                batch = torch.nn.functional.interpolate(batch, size=(size, size), mode="bilinear",
+                                                        antialias=True, align_corners=False)
+        else:
+            arrays = [np.asarray(im.resize((size, size), Image.BICUBIC), dtype=np.uint8) for im in images]
+            batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
+        return (batch - self._mean) / self._std
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """One RGB image -> a normalised 1x3xSxS tensor (padded to a square, then resized)."""
+        return self.to_tensor([self.square_input(image)[0]])
+
+    @torch.no_grad()
+    def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
+        """Softmax probabilities for a preprocessed batch."""
+        return torch.softmax(self.model(batch), dim=1)
+
+    def predict(self, image: Image.Image) -> Prediction:
+        """Classify one RGB image."""
+        probs = self.probabilities(self.preprocess(image))[0].tolist()
+        index = int(np.argmax(probs))
+        return Prediction({label: float(p) for label, p in zip(self.labels, probs)}, index, self.labels[index])

@@ -1,0 +1,109 @@
+"""The small interface every explanation method implements.
+
+An :class:`Explainer` is built once per (detector, target layers) and reused
+for many images; it holds hooks, so release it with ``close()`` or ``with``.
+``explain`` returns an :class:`Explanation`: a heatmap in [0, 1] at the size
+of the display image (small images are enlarged, as the study found native
+32x32 heatmaps unreadable), the class explained and the time it took.
+"""
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..detector import Detector
+
+ProgressFn = Optional[Callable[[float, str], None]]
+MIN_DISPLAY_SIDE = 256
+MAX_DISPLAY_SIDE = 512
+
+
+@dataclass
+class Explanation:
+    """A heatmap (HxW float32 in [0, 1], same size as ``image``) for one class."""
+
+    method: str
+    variant: str
+    heatmap: np.ndarray
+    image: Image.Image
+    target_index: int
+    target_label: str
+    seconds: float
+
+
+def display_size(size: tuple[int, int]) -> tuple[int, int]:
+    """Enlarge small images to at least 256 px on the long side; shrink huge ones to 512."""
+    width, height = size
+    long_side = max(width, height)
+    target = min(max(long_side, MIN_DISPLAY_SIDE), MAX_DISPLAY_SIDE)
+    scale = target / long_side
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def normalise(cam: np.ndarray) -> np.ndarray:
+    """Min-max scale to [0, 1]; a constant map becomes all zeros."""
+    cam = np.nan_to_num(np.asarray(cam, dtype=np.float32))
+    low, high = float(cam.min()), float(cam.max())
+    if high - low < 1e-12:
+        return np.zeros_like(cam)
+    return (cam - low) / (high - low)
+
+
+def square_map_to_image(cam: np.ndarray, square_side: int, box: tuple[int, int, int, int],
+                        size: tuple[int, int]) -> np.ndarray:
+    """Map a heatmap over the padded square back onto the original image's area, at ``size``."""
+    tensor = torch.from_numpy(np.ascontiguousarray(cam, dtype=np.float32))[None, None]
+    square = torch.nn.functional.interpolate(tensor, size=(square_side, square_side), mode="bilinear",
+                                             align_corners=False)[0, 0]
+    left, top, right, bottom = box
+    crop = square[top:bottom, left:right][None, None]
+    out = torch.nn.functional.interpolate(crop, size=(size[1], size[0]), mode="bilinear", align_corners=False)
+    return normalise(out[0, 0].numpy())
+
+
+class Explainer(ABC):
+    """Base class: subclasses implement :meth:`compute` on the model's input tensor."""
+
+    key: str = ""
+    title: str = ""
+    caption: str = ""
+    variant: str = "full"
+
+    def __init__(self, detector: Detector, target_layers: list[str] | str = "last") -> None:
+        self.detector = detector
+        if isinstance(target_layers, str):
+            target_layers = detector.config.target_layers[target_layers]
+        self.layer_paths = list(target_layers)
+
+    @abstractmethod
+    def compute(self, batch: torch.Tensor, square: Image.Image, target: int, progress: ProgressFn) -> np.ndarray:
+        """Return a 2-D map over the padded square input (any resolution), larger = more evidence."""
+
+    def explain(self, image: Image.Image, target: int | None = None, progress: ProgressFn = None) -> Explanation:
+        """Explain ``target`` (default: the class the model predicts) for an RGB image."""
+        square, box = self.detector.square_input(image)
+        batch = self.detector.to_tensor([square])
+        if target is None:
+            target = int(self.detector.probabilities(batch)[0].argmax())
+        start = time.perf_counter()
+        cam = self.compute(batch, square, target, progress)
+        seconds = time.perf_counter() - start
+        size = display_size(image.size)
+        heatmap = square_map_to_image(cam, square.size[0], box, size)
+        shown = image.resize(size, Image.BICUBIC) if size != image.size else image
+        return Explanation(self.key, self.variant, heatmap, shown, target, self.detector.labels[target], seconds)
+
+    def close(self) -> None:
+        """Release hooks and cached tensors (no-op unless the method holds any)."""
+
+    def __enter__(self) -> "Explainer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,64 @@
+"""Grad-CAM, Score-CAM and Ablation-CAM through pytorch-grad-cam (the full methods)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from pytorch_grad_cam import AblationCAM, GradCAM, ScoreCAM
+from pytorch_grad_cam.ablation_layer import AblationLayer
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from ..detector import Detector
+from ..models import resolve_layers
+from .base import Explainer, ProgressFn
+
+
+class PytorchGradCamExplainer(Explainer):
+    """Holds one pytorch-grad-cam object (and its hooks) for the explainer's lifetime."""
+
+    cam_class: type = GradCAM
+
+    def __init__(self, detector: Detector, target_layers: list[str] | str = "last") -> None:
+        super().__init__(detector, target_layers)
+        self.cam = self.make_cam(resolve_layers(detector.model, self.layer_paths))
+
+    def make_cam(self, layers: list[torch.nn.Module]):
+        return self.cam_class(model=self.detector.model, target_layers=layers)
+
+    def compute(self, batch: torch.Tensor, square: Image.Image, target: int, progress: ProgressFn) -> np.ndarray:
+        if progress:
+            progress(0.0, f"{self.title}: running")
+        with torch.enable_grad():
+            return self.cam(input_tensor=batch, targets=[ClassifierOutputTarget(target)])[0]
+
+    def close(self) -> None:
+        self.cam.activations_and_grads.release()
+
+
+class GradCamExplainer(PytorchGradCamExplainer):
+    key, title = "grad_cam", "Grad-CAM"
+    caption = ("Grad-CAM weighs each feature map by the gradient of the verdict: the instant preview. "
+               "Red = regions that pushed the model towards its verdict, blue = regions that did not.")
+    cam_class = GradCAM
+
+
+class ScoreCamExplainer(PytorchGradCamExplainer):
+    key, title = "score_cam", "Score-CAM"
+    caption = ("Score-CAM masks the image with each feature map and measures how much the model's confidence "
+               "in its verdict rises. Red = regions that alone convince the model, blue = regions that do not.")
+    cam_class = ScoreCAM
+
+    def make_cam(self, layers: list[torch.nn.Module]):
+        cam = ScoreCAM(model=self.detector.model, target_layers=layers)
+        cam.batch_size = 32
+        return cam
+
+
+class AblationCamExplainer(PytorchGradCamExplainer):
+    key, title = "ablation_cam", "Ablation-CAM"
+    caption = ("Ablation-CAM switches off one feature map at a time and measures how much the verdict drops. "
+               "Red = regions the verdict depends on, blue = regions it can do without.")
+
+    def make_cam(self, layers: list[torch.nn.Module]):
+        return AblationCAM(model=self.detector.model, target_layers=layers,
+                           ablation_layer=AblationLayer(), batch_size=32)

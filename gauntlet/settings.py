@@ -1,0 +1,83 @@
+"""Every setting GAUNTLET reads from the environment, in one place.
+
+The app, the training scripts and the benchmarks all call :func:`get_settings`
+instead of reading ``os.environ`` themselves, so a deployment is configured by
+environment variables alone (a Hugging Face Space sets them in its settings).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else default
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    return value in {"1", "true", "yes", "on"}
+
+
+def _user_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "gauntlet"
+
+
+def _default_data_dir() -> Path | None:
+    configured = os.environ.get("GAUNTLET_DATA_DIR", "").strip()
+    if configured:
+        return Path(configured)
+    shared = REPO_ROOT.parent / "shared" / "data"
+    return shared if shared.is_dir() else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Deployment settings; see README "Configuration" for each variable."""
+
+    host: str
+    port: int
+    data_dir: Path | None
+    checkpoints_dir: Path
+    cache_dir: Path
+    classroom_db: Path
+    hub_offline: bool
+    max_upload_mb: float
+    max_pixels: int
+    explain_timeout_s: float
+    queue_max_size: int
+    concurrency_limit: int
+    default_models: tuple[str, ...]
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment (cheap; call it where needed)."""
+    user_dir = _user_data_dir()
+    models = os.environ.get("GAUNTLET_MODELS", "").strip()
+    return Settings(
+        host=os.environ.get("GAUNTLET_HOST", "127.0.0.1"),
+        port=_env_int("GAUNTLET_PORT", 7860),
+        data_dir=_default_data_dir(),
+        checkpoints_dir=Path(os.environ.get("GAUNTLET_CHECKPOINTS_DIR", REPO_ROOT / "checkpoints")),
+        cache_dir=Path(os.environ.get("GAUNTLET_CACHE_DIR", user_dir / "cache")),
+        classroom_db=Path(os.environ.get("GAUNTLET_CLASSROOM_DB", user_dir / "classroom.sqlite3")),
+        hub_offline=_env_bool("HF_HUB_OFFLINE", False),
+        max_upload_mb=_env_float("GAUNTLET_MAX_UPLOAD_MB", 20.0),
+        max_pixels=_env_int("GAUNTLET_MAX_PIXELS", 50_000_000),
+        explain_timeout_s=_env_float("GAUNTLET_EXPLAIN_TIMEOUT_S", 120.0),
+        queue_max_size=_env_int("GAUNTLET_QUEUE_MAX_SIZE", 64),
+        concurrency_limit=_env_int("GAUNTLET_CONCURRENCY", 2),
+        default_models=tuple(m.strip() for m in models.split(",") if m.strip()),
+    )
