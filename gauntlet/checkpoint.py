@@ -176,7 +176,7 @@ def load_checkpoint(source: str) -> Checkpoint:
     return load_folder(resolve_checkpoint(source), source=source)
 
 
-def load_preferring_hub(bundled_name: str) -> Checkpoint:
+def load_preferring_hub(bundled_name: str, checkpoints_dir: Path | None = None) -> Checkpoint:
     """Load a bundled checkpoint's Hub version when reachable, else the bundled copy.
 
     The bundled ``config.json`` names the production Hub repository and the
@@ -184,7 +184,7 @@ def load_preferring_hub(bundled_name: str) -> Checkpoint:
     Hub is logged as one line and the bundled weights are used, so the app
     always starts, also offline.
     """
-    folder = get_settings().checkpoints_dir / bundled_name
+    folder = (checkpoints_dir or get_settings().checkpoints_dir) / bundled_name
     config = read_config(folder)
     if config.hub_repo:
         try:

@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 from pytorch_grad_cam import AblationCAM, GradCAM, ScoreCAM
 from pytorch_grad_cam.ablation_layer import AblationLayer
+from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from ..detector import Detector
@@ -14,13 +15,20 @@ from .base import Explainer, ProgressFn
 
 
 class PytorchGradCamExplainer(Explainer):
-    """Holds one pytorch-grad-cam object (and its hooks) for the explainer's lifetime."""
+    """Holds one pytorch-grad-cam object, built once; its hooks live only during ``compute``.
+
+    Hooks left on a shared model would fire on every other forward pass (other
+    explainers, predictions) and hold their activations, so they are attached
+    for each call and released right after it.
+    """
 
     cam_class: type = GradCAM
 
     def __init__(self, detector: Detector, target_layers: list[str] | str = "last") -> None:
         super().__init__(detector, target_layers)
-        self.cam = self.make_cam(resolve_layers(detector.model, self.layer_paths))
+        self.layers = resolve_layers(detector.model, self.layer_paths)
+        self.cam = self.make_cam(self.layers)
+        self.cam.activations_and_grads.release()
 
     def make_cam(self, layers: list[torch.nn.Module]):
         return self.cam_class(model=self.detector.model, target_layers=layers)
@@ -28,11 +36,13 @@ class PytorchGradCamExplainer(Explainer):
     def compute(self, batch: torch.Tensor, square: Image.Image, target: int, progress: ProgressFn) -> np.ndarray:
         if progress:
             progress(0.0, f"{self.title}: running")
-        with torch.enable_grad():
-            return self.cam(input_tensor=batch, targets=[ClassifierOutputTarget(target)])[0]
-
-    def close(self) -> None:
-        self.cam.activations_and_grads.release()
+        self.cam.activations_and_grads = ActivationsAndGradients(self.detector.model, self.layers, None, self.cam.detach)
+        try:
+            with torch.enable_grad():
+                return self.cam(input_tensor=batch, targets=[ClassifierOutputTarget(target)])[0]
+        finally:
+            self.cam.activations_and_grads.release()
+            self.cam.activations_and_grads.activations, self.cam.activations_and_grads.gradients = [], []
 
 
 class GradCamExplainer(PytorchGradCamExplainer):

@@ -1,0 +1,43 @@
+"""GAUNTLET web app: wires the library's plain functions to Gradio components, nothing more.
+
+Run ``python app.py`` and open http://127.0.0.1:7860 (``GAUNTLET_HOST`` / ``GAUNTLET_PORT`` to change).
+"""
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+
+from gauntlet.service import ModelCatalog, example_images
+from gauntlet.settings import Settings, get_settings
+from ui.detector_tab import build_detector_tab
+
+INTRO = """# GAUNTLET · is this image AI-generated?
+Upload an image: a detector gives its verdict, and explanation methods show **where it looked**.
+Then train your own eye in the quiz."""
+
+
+def build_app(catalog: ModelCatalog, settings: Settings) -> gr.Blocks:
+    """The whole UI; every tab builder receives plain callables from the library."""
+    with gr.Blocks(title="GAUNTLET — explainable AI-image detector") as demo:
+        gr.Markdown(INTRO)
+        with gr.Tab("Detector"):
+            build_detector_tab(catalog.analyse, catalog.choices(), catalog.default_key,
+                               example_images(settings.data_dir))
+    demo.queue(max_size=settings.queue_max_size, default_concurrency_limit=settings.concurrency_limit)
+    return demo
+
+
+def launch(settings: Settings | None = None, **kwargs) -> gr.Blocks:
+    """Build and start the app with the environment's settings (``kwargs`` go to ``launch``)."""
+    settings = settings or get_settings()
+    demo = build_app(ModelCatalog(), settings)
+    allowed = [str(settings.data_dir)] if settings.data_dir else []
+    demo.launch(server_name=settings.host, server_port=settings.port, max_file_size=int(settings.max_upload_mb * 1024 * 1024),
+                allowed_paths=allowed, theme=gr.themes.Soft(), footer_links=["api"], **kwargs)
+    return demo
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    launch()

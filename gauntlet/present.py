@@ -1,0 +1,40 @@
+"""Words for people: captions and summaries shown next to verdicts and heatmaps."""
+from __future__ import annotations
+
+from .detector import Prediction
+from .explain import METHOD_TITLES, REGISTRY, Explanation
+
+COLOUR_LEGEND = ("**How to read the heatmaps:** red and yellow mark the regions that most support the verdict, "
+                 "blue the regions that matter least. A heatmap shows where the model looked, not proof that "
+                 "a region is fake.")
+
+
+def verdict_sentence(prediction: Prediction) -> str:
+    """One plain sentence: the verdict and how sure the model is."""
+    confidence = prediction.probabilities[prediction.predicted_label]
+    strength = "very confident" if confidence >= 0.9 else "fairly confident" if confidence >= 0.7 else "unsure"
+    kind = "made by a generative model (AI)" if prediction.predicted_label == "FAKE" else "a real photo or artwork"
+    return f"The model thinks this image is **{kind}** ({confidence:.0%}, {strength})."
+
+
+def method_caption(explanation: Explanation) -> str:
+    """Short caption for a gallery tile: method, variant, class explained and time taken."""
+    title = METHOD_TITLES.get(explanation.method, explanation.method)
+    return (f"{title} ({explanation.variant}) · explains {explanation.target_label} · "
+            f"{explanation.seconds:.2f} s")
+
+
+def method_description(method: str) -> str:
+    """What the method does and what its colours mean (from the explainer class's caption)."""
+    factory = REGISTRY.get((method, "full"))
+    return getattr(factory, "caption", "") if factory else ""
+
+
+def explanation_notes(explanations: list[Explanation]) -> str:
+    """Markdown under the gallery: one paragraph per method with its timing, then the colour legend."""
+    lines = []
+    for explanation in explanations:
+        title = METHOD_TITLES.get(explanation.method, explanation.method)
+        lines.append(f"- **{title}** ({explanation.variant}, {explanation.seconds:.2f} s): "
+                     f"{method_description(explanation.method)}")
+    return "\n".join(lines + ["", COLOUR_LEGEND]) if lines else "Choose at least one explanation method."

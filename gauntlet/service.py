@@ -1,0 +1,133 @@
+"""What the app does, as plain functions over a shared model catalogue (no gradio here).
+
+A :class:`ModelCatalog` is the process-wide, read-only resource: detectors and
+their explainers are loaded on first use and reused by every visitor. Per-user
+state never lives here; the UI keeps it in ``gr.State``.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from .checkpoint import CheckpointConfig, bundled_names, load_checkpoint, load_preferring_hub, read_config
+from .detector import Detector, Prediction
+from .explain import METHOD_TITLES, Explanation, ExplainerSet, ProgressFn, available_variants
+from .images import load_image
+from .render import overlay
+from .settings import get_settings
+
+log = logging.getLogger(__name__)
+DEFAULT_METHODS = ("score_cam", "ablation_cam", "lime")
+
+
+@dataclass
+class ModelEntry:
+    """A model the user can pick: its label in the selector and where it loads from."""
+
+    key: str
+    label: str
+    source: str
+    bundled: bool
+    config: CheckpointConfig | None = None
+
+
+@dataclass
+class Analysis:
+    """A verdict with its explanations, ready to display."""
+
+    image: Image.Image
+    prediction: Prediction
+    explanations: list[Explanation] = field(default_factory=list)
+    overlays: list[Image.Image] = field(default_factory=list)
+    model_label: str = ""
+
+
+def default_model_order(names: list[str]) -> list[str]:
+    """Bundled checkpoints, best general-purpose first: MIXED, then RVAA, then the rest."""
+    rank = {"mixed": 0, "rvaa": 1}
+    return sorted(names, key=lambda n: (min((r for k, r in rank.items() if k in n), default=2), n))
+
+
+class ModelCatalog:
+    """Lazily loaded detectors and explainer sets, shared by all sessions (thread-safe)."""
+
+    def __init__(self, extra_sources: tuple[str, ...] | None = None, checkpoints_dir: Path | None = None) -> None:
+        settings = get_settings()
+        self.checkpoints_dir = checkpoints_dir or settings.checkpoints_dir
+        self.entries: dict[str, ModelEntry] = {}
+        for name in default_model_order(bundled_names(self.checkpoints_dir)):
+            config = read_config(self.checkpoints_dir / name)
+            label = f"{config.title} — trained on {config.trained_on}" if config.trained_on else config.title
+            self.entries[name] = ModelEntry(name, label, name, True, config)
+        for source in extra_sources if extra_sources is not None else settings.default_models:
+            self.entries[source] = ModelEntry(source, source, source, False)
+        self._detectors: dict[str, Detector] = {}
+        self._explainers: dict[str, ExplainerSet] = {}
+        self._lock = threading.Lock()
+        self._model_locks: dict[str, threading.Lock] = {}
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, key) pairs for a model selector."""
+        return [(entry.label, key) for key, entry in self.entries.items()]
+
+    @property
+    def default_key(self) -> str | None:
+        return next(iter(self.entries), None)
+
+    def detector(self, key: str) -> Detector:
+        """The detector for ``key``, loaded once (Hub first for bundled models, bundled copy as fallback)."""
+        with self._lock:
+            if key not in self._detectors:
+                entry = self.entries.get(key)
+                if entry is None:
+                    raise KeyError(f"Unknown model {key!r}.")
+                if entry.bundled:
+                    checkpoint = load_preferring_hub(entry.source, self.checkpoints_dir)
+                else:
+                    checkpoint = load_checkpoint(entry.source)
+                self._detectors[key] = Detector(checkpoint)
+                self._explainers[key] = ExplainerSet(self._detectors[key])
+                log.info("Loaded model %s from %s", key, checkpoint.source)
+            return self._detectors[key]
+
+    def explainers(self, key: str) -> ExplainerSet:
+        self.detector(key)
+        return self._explainers[key]
+
+    def analyse(self, source, key: str, methods: list[str], variant: str = "fast", layers: str = "last",
+                progress: ProgressFn = None) -> Analysis:
+        """Load an upload safely, classify it and explain the predicted class with each method."""
+        image = load_image(source, max_pixels=get_settings().max_pixels)
+        detector = self.detector(key)
+        analysis = Analysis(image=image, prediction=detector.predict(image), model_label=self.entries[key].label)
+        for index, method in enumerate(methods):
+            chosen = variant if variant in available_variants(method) else "full"
+            if progress:
+                progress(index / max(len(methods), 1), f"{METHOD_TITLES[method]} ({chosen})")
+            with self._lock_for(key):
+                explanation = self.explainers(key).get(method, chosen, layers).explain(
+                    image, target=analysis.prediction.predicted_index)
+            analysis.explanations.append(explanation)
+            analysis.overlays.append(overlay(explanation.image, explanation.heatmap))
+        return analysis
+
+    def _lock_for(self, key: str) -> threading.Lock:
+        """Explainers hold hooks on a shared model: one explanation per model at a time."""
+        with self._lock:
+            return self._model_locks.setdefault(key, threading.Lock())
+
+
+def example_images(data_dir: Path | None, per_class: int = 2) -> list[str]:
+    """A few example paths for the detector tab: RVAA validation images (never used by quiz decks)."""
+    manifest = data_dir / "rvaa" / "manifest.csv" if data_dir else None
+    if manifest is None or not manifest.is_file():
+        return []
+    with manifest.open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["split"] == "val"]
+    picks = [r for label in ("REAL", "FAKE") for r in [r for r in rows if r["label"] == label][:per_class]]
+    return [str(data_dir / "rvaa" / row["file"]) for row in picks if (data_dir / "rvaa" / row["file"]).is_file()]

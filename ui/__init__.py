@@ -1,0 +1,1 @@
+"""Gradio tab builders. Each takes plain callables from the library and only wires components."""

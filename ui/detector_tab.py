@@ -1,0 +1,60 @@
+"""Detector tab: upload -> verdict (gr.Label) and explanations side by side (gr.Gallery)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import gradio as gr
+
+from gauntlet.present import explanation_notes, method_caption, verdict_sentence
+from gauntlet.service import Analysis
+from .common import human_errors
+
+METHOD_CHOICES = [("Grad-CAM (instant)", "grad_cam"), ("Score-CAM", "score_cam"),
+                  ("Ablation-CAM", "ablation_cam"), ("LIME", "lime")]
+VARIANT_CHOICES = [("Fast (seconds)", "fast"), ("Full original method (slow: minutes)", "full")]
+LAYER_CHOICES = [("Last block", "last"), ("Last three blocks together", "last3")]
+HISTORY_LIMIT = 20
+
+
+def build_detector_tab(analyse: Callable[..., Analysis], model_choices: list[tuple[str, str]],
+                       default_model: str | None, examples: list[str]) -> None:
+    """Wire the detector tab to ``analyse(path, model_key, methods, variant, layers, progress)``."""
+
+    @human_errors("analysing the image")
+    def run(path, model_key, methods, variant, layers, history, progress=gr.Progress(track_tqdm=True)):
+        if not path:
+            raise gr.Error("Please upload an image first (or click one of the examples).", print_exception=False)
+        if not model_key:
+            raise gr.Error("No model is available: add a checkpoint under checkpoints/.", print_exception=False)
+        analysis = analyse(path, model_key, list(methods or []), variant, layers,
+                           progress=lambda fraction, text: progress(fraction, desc=text))
+        tiles = [(image, method_caption(e)) for image, e in zip(analysis.overlays, analysis.explanations)]
+        summary = f"{verdict_sentence(analysis.prediction)}  \nModel: {analysis.model_label}"
+        history = (history or [])[-(HISTORY_LIMIT - 1):] + [
+            {"verdict": analysis.prediction.predicted_label, "fake": round(analysis.prediction.fake_probability, 4)}]
+        return (analysis.image, analysis.prediction.probabilities, summary, tiles,
+                explanation_notes(analysis.explanations), history)
+
+    history = gr.State([])
+    with gr.Row():
+        with gr.Column(scale=1):
+            upload = gr.File(label="Upload an image (JPEG, PNG, WebP, GIF, BMP, TIFF)", file_types=["image"],
+                             type="filepath")
+            model = gr.Dropdown(model_choices, value=default_model, label="Model")
+            methods = gr.CheckboxGroup(METHOD_CHOICES, value=["score_cam", "ablation_cam", "lime"],
+                                       label="Explanation methods")
+            with gr.Accordion("Explanation settings", open=False):
+                variant = gr.Radio(VARIANT_CHOICES, value="fast", label="Speed")
+                layers = gr.Radio(LAYER_CHOICES, value="last", label="Layers the CAM methods look at")
+            button = gr.Button("Analyse", variant="primary")
+            preview = gr.Image(label="Your image", interactive=False, height=260)
+            if examples:
+                gr.Examples(examples, inputs=upload, label="Or try an example")
+        with gr.Column(scale=2):
+            verdict = gr.Label(num_top_classes=2, label="Verdict (REAL = photo or human-made, FAKE = AI)")
+            summary = gr.Markdown()
+            gallery = gr.Gallery(label="Where the model looked", columns=3, height="auto", object_fit="contain")
+            notes = gr.Markdown()
+    gr.on([button.click, upload.upload], run, inputs=[upload, model, methods, variant, layers, history],
+          outputs=[preview, verdict, summary, gallery, notes, history], api_name="analyse",
+          concurrency_limit="default")
