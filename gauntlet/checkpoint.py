@@ -17,9 +17,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from safetensors.torch import load_file, save_file
 
@@ -127,15 +129,32 @@ def parse_hub_source(source: str) -> tuple[str, str | None]:
     return repo_id, revision or None
 
 
+def hub_endpoint() -> str:
+    """The Hub address in force (``HF_ENDPOINT`` is read at call time, not import time)."""
+    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+
+
+def hub_reachable(endpoint: str, timeout_s: float = 2.0) -> bool:
+    """Can a TCP connection to the Hub be opened quickly? (huggingface_hub itself retries for ~30 s.)"""
+    url = urlparse(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def download_from_hub(repo_id: str, revision: str | None = None) -> Path:
-    """Fetch a checkpoint from the Hub (or its cache) and return the local folder."""
+    """Fetch a checkpoint from the Hub, or from its local cache when offline or unreachable."""
     from huggingface_hub import hf_hub_download
 
-    offline = get_settings().hub_offline
+    endpoint = hub_endpoint()
+    offline = get_settings().hub_offline or not hub_reachable(endpoint)
     kwargs = dict(
         repo_id=repo_id,
         revision=revision,
-        endpoint=os.environ.get("HF_ENDPOINT") or None,
+        endpoint=endpoint,
         local_files_only=offline,
         cache_dir=os.environ.get("HF_HUB_CACHE") or None,
         etag_timeout=5,
@@ -144,7 +163,7 @@ def download_from_hub(repo_id: str, revision: str | None = None) -> Path:
         config_path = hf_hub_download(filename=CONFIG_NAME, **kwargs)
         hf_hub_download(filename=WEIGHTS_NAME, **kwargs)
     except Exception as err:  # noqa: BLE001 - network, auth, missing repo: all become one clear error
-        where = "the local Hub cache (offline mode)" if offline else "the Hugging Face Hub"
+        where = "the local Hub cache (Hub offline or unreachable)" if offline else "the Hugging Face Hub"
         raise CheckpointError(f"Could not get {repo_id}@{revision or 'main'} from {where}: {type(err).__name__}") from err
     return Path(config_path).parent
 

@@ -111,7 +111,7 @@ class ModelCatalog:
                 progress(index / max(len(methods), 1), f"{METHOD_TITLES[method]} ({chosen})")
             with self._lock_for(key):
                 explanation = self.explainers(key).get(method, chosen, layers).explain(
-                    image, target=analysis.prediction.predicted_index)
+                    image, target=analysis.prediction.predicted_index, time_limit_s=get_settings().explain_timeout_s)
             analysis.explanations.append(explanation)
             analysis.overlays.append(overlay(explanation.image, explanation.heatmap))
         return analysis

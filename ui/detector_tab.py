@@ -16,9 +16,8 @@ LAYER_CHOICES = [("Last block", "last"), ("Last three blocks together", "last3")
 HISTORY_LIMIT = 20
 
 
-def build_detector_tab(analyse: Callable[..., Analysis], model_choices: list[tuple[str, str]],
-                       default_model: str | None, examples: list[str]) -> None:
-    """Wire the detector tab to ``analyse(path, model_key, methods, variant, layers, progress)``."""
+def make_analyse_handler(analyse: Callable[..., Analysis]) -> Callable:
+    """The click handler: ``analyse`` result -> (preview, label, summary, gallery tiles, notes, history)."""
 
     @human_errors("analysing the image")
     def run(path, model_key, methods, variant, layers, history, progress=gr.Progress(track_tqdm=True)):
@@ -34,6 +33,13 @@ def build_detector_tab(analyse: Callable[..., Analysis], model_choices: list[tup
             {"verdict": analysis.prediction.predicted_label, "fake": round(analysis.prediction.fake_probability, 4)}]
         return (analysis.image, analysis.prediction.probabilities, summary, tiles,
                 explanation_notes(analysis.explanations), history)
+
+    return run
+
+
+def build_detector_tab(analyse: Callable[..., Analysis], model_choices: list[tuple[str, str]],
+                       default_model: str | None, examples: list[str]) -> None:
+    """Wire the detector tab to ``analyse(path, model_key, methods, variant, layers, progress)``."""
 
     history = gr.State([])
     with gr.Row():
@@ -55,6 +61,6 @@ def build_detector_tab(analyse: Callable[..., Analysis], model_choices: list[tup
             summary = gr.Markdown()
             gallery = gr.Gallery(label="Where the model looked", columns=3, height="auto", object_fit="contain")
             notes = gr.Markdown()
-    gr.on([button.click, upload.upload], run, inputs=[upload, model, methods, variant, layers, history],
+    gr.on([button.click, upload.upload], make_analyse_handler(analyse), inputs=[upload, model, methods, variant, layers, history],
           outputs=[preview, verdict, summary, gallery, notes, history], api_name="analyse",
           concurrency_limit="default")

@@ -8,10 +8,12 @@ of the display image (small images are enlarged, as the study found native
 """
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -67,6 +69,35 @@ def square_map_to_image(cam: np.ndarray, square_side: int, box: tuple[int, int, 
     return normalise(out[0, 0].numpy())
 
 
+class ExplanationTimeout(TimeoutError):
+    """An explanation ran past its time limit and was stopped (the message is for people)."""
+
+
+@contextmanager
+def time_limit(model: torch.nn.Module, seconds: float | None) -> Iterator[None]:
+    """Stop any work on ``model`` once ``seconds`` have passed: the next forward pass raises.
+
+    Every method (CAMs, LIME) works through batched forward passes, so a
+    forward pre-hook bounds all of them without threads or signals. Only the
+    calling thread is stopped: other visitors' predictions on the model go on.
+    """
+    if not seconds:
+        yield
+        return
+    deadline, owner = time.monotonic() + seconds, threading.get_ident()
+
+    def check(module: torch.nn.Module, args: object) -> None:
+        if time.monotonic() > deadline and threading.get_ident() == owner:
+            raise ExplanationTimeout(f"The explanation took longer than {seconds:.0f} s and was stopped. "
+                                     "Try the fast variant, or fewer methods at once.")
+
+    handle = model.register_forward_pre_hook(check)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 class Explainer(ABC):
     """Base class: subclasses implement :meth:`compute` on the model's input tensor."""
 
@@ -85,14 +116,19 @@ class Explainer(ABC):
     def compute(self, batch: torch.Tensor, square: Image.Image, target: int, progress: ProgressFn) -> np.ndarray:
         """Return a 2-D map over the padded square input (any resolution), larger = more evidence."""
 
-    def explain(self, image: Image.Image, target: int | None = None, progress: ProgressFn = None) -> Explanation:
-        """Explain ``target`` (default: the class the model predicts) for an RGB image."""
+    def explain(self, image: Image.Image, target: int | None = None, progress: ProgressFn = None,
+                time_limit_s: float | None = None) -> Explanation:
+        """Explain ``target`` (default: the class the model predicts) for an RGB image.
+
+        With ``time_limit_s``, raises :class:`ExplanationTimeout` once that much time has passed.
+        """
         square, box = self.detector.square_input(image)
         batch = self.detector.to_tensor([square])
         if target is None:
             target = int(self.detector.probabilities(batch)[0].argmax())
         start = time.perf_counter()
-        cam = self.compute(batch, square, target, progress)
+        with time_limit(self.detector.model, time_limit_s):
+            cam = self.compute(batch, square, target, progress)
         seconds = time.perf_counter() - start
         size = display_size(image.size)
         heatmap = square_map_to_image(cam, square.size[0], box, size)

@@ -1,0 +1,65 @@
+"""The detector tab's handler called directly, and the whole app through gradio_client."""
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from app_process import running_app
+from conftest import make_checkpoint
+from gauntlet.service import ModelCatalog
+from ui.detector_tab import make_analyse_handler
+
+
+@pytest.fixture
+def checkpoints(tmp_path):
+    folder = tmp_path / "checkpoints"
+    make_checkpoint(folder / "tiny-baseline", "baseline_cnn", display_name="Tiny", trained_on="noise")
+    return folder
+
+
+@pytest.fixture
+def photo(tmp_path) -> str:
+    path = tmp_path / "upload.png"
+    Image.fromarray(np.random.RandomState(3).randint(0, 255, (40, 50, 3), dtype=np.uint8)).save(path)
+    return str(path)
+
+
+def test_handler_returns_verdict_gallery_and_notes(checkpoints, photo):
+    handler = make_analyse_handler(ModelCatalog(extra_sources=(), checkpoints_dir=checkpoints).analyse)
+    preview, label, summary, tiles, notes, history = handler(
+        photo, "tiny-baseline", ["grad_cam", "score_cam"], "fast", "last", [], progress=lambda *a, **k: None)
+    assert preview.size == (50, 40)
+    assert set(label) == {"REAL", "FAKE"}
+    assert [caption.split(" (")[0] for _, caption in tiles] == ["Grad-CAM", "Score-CAM"]
+    assert "The model thinks" in summary and "Tiny" in summary
+    assert len(history) == 1 and history[0]["verdict"] in {"REAL", "FAKE"}
+
+
+def test_handler_turns_bad_input_into_a_message(checkpoints, tmp_path):
+    handler = make_analyse_handler(ModelCatalog(extra_sources=(), checkpoints_dir=checkpoints).analyse)
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(gr.Error) as err:
+        handler(str(empty), "tiny-baseline", ["grad_cam"], "fast", "last", [], progress=lambda *a, **k: None)
+    assert "empty" in err.value.message and "Traceback" not in err.value.message
+    with pytest.raises(gr.Error, match="upload an image first"):
+        handler(None, "tiny-baseline", ["grad_cam"], "fast", "last", [], progress=lambda *a, **k: None)
+
+
+def test_app_end_to_end_through_gradio_client(checkpoints, photo, tmp_path):
+    with running_app({"GAUNTLET_CHECKPOINTS_DIR": str(checkpoints), "GAUNTLET_DATA_DIR": str(tmp_path)}) as url:
+        client = Client(url, verbose=False)
+        preview, label, summary, tiles, notes = client.predict(
+            handle_file(photo), "tiny-baseline", ["score_cam", "ablation_cam", "lime"], "fast", "last",
+            api_name="/analyse")
+        assert label["label"] in {"REAL", "FAKE"} and len(label["confidences"]) == 2
+        assert len(tiles) == 3 and all(tile["image"] for tile in tiles)
+        assert "Ablation-CAM" in notes
+        bad = tmp_path / "text.jpg"
+        bad.write_text("<html>not an image</html>")
+        with pytest.raises(Exception) as err:
+            client.predict(handle_file(str(bad)), "tiny-baseline", ["grad_cam"], "fast", "last", api_name="/analyse")
+        assert "not an image" in str(err.value) and "Traceback" not in str(err.value)

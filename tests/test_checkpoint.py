@@ -1,0 +1,52 @@
+"""Checkpoint folders: save/load symmetry, half precision, clear errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import make_checkpoint
+from gauntlet.checkpoint import (CheckpointError, bundled_names, load_checkpoint, parse_hub_source, read_config,
+                                 to_half)
+
+
+@pytest.mark.parametrize("architecture", ["baseline_cnn", "efficientnet_lite0", "resnet50"])
+def test_save_load_roundtrip_keeps_weights_and_config(tmp_path, architecture):
+    folder = make_checkpoint(tmp_path / "ck", architecture, trained_on="cifake", metrics={"acc": 0.5})
+    loaded = load_checkpoint(str(folder))
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architecture"] == architecture and config["labels"] == ["REAL", "FAKE"]
+    assert config["target_layers"]["last"] and config["target_layers"]["last3"]
+    assert loaded.config.trained_on == "cifake" and loaded.config.metrics == {"acc": 0.5}
+    again = load_checkpoint(str(make_checkpoint(tmp_path / "ck2", architecture)))
+    for (name, a), b in zip(loaded.model.state_dict().items(), again.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert not loaded.model.training
+
+
+def test_half_precision_loads_back_as_float32_with_same_outputs(tmp_path):
+    folder = make_checkpoint(tmp_path / "ck", "baseline_cnn")
+    x = torch.randn(2, 3, 32, 32)
+    before = load_checkpoint(str(folder)).model(x)
+    to_half(folder)
+    model = load_checkpoint(str(folder)).model
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert torch.allclose(before, model(x), atol=2e-2)
+
+
+def test_missing_or_broken_checkpoints_say_what_is_wrong(tmp_path):
+    with pytest.raises(CheckpointError, match="No checkpoint 'nope'"):
+        load_checkpoint("nope")
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not a valid checkpoint config"):
+        read_config(tmp_path)
+    with pytest.raises(CheckpointError, match="hf://owner/name"):
+        parse_hub_source("hf://just-a-name")
+
+
+def test_bundled_names_lists_only_checkpoint_folders(tmp_path):
+    make_checkpoint(tmp_path / "a", "baseline_cnn")
+    (tmp_path / "not-a-checkpoint").mkdir()
+    assert bundled_names(tmp_path) == ["a"]
+    assert parse_hub_source("hf://owner/name@v2") == ("owner/name", "v2")

@@ -1,0 +1,74 @@
+"""The Hub path for real, against a loopback stand-in server (HF_ENDPOINT)."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from conftest import make_checkpoint
+from gauntlet.checkpoint import CheckpointError, load_checkpoint, load_preferring_hub, read_config, save_checkpoint
+from gauntlet.service import ModelCatalog
+from hub_server import FakeHub
+
+REPO = "gauntlet-test/baseline"
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """A running fake Hub serving one checkpoint at revision v1, with a fresh cache."""
+    source = make_checkpoint(tmp_path / "published", "baseline_cnn", seed=1, display_name="From the Hub")
+    server = FakeHub().start()
+    for name in ("config.json", "model.safetensors"):
+        server.add_file(REPO, "v1", name, (source / name).read_bytes())
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    yield server
+    server.stop()
+
+
+def _downloads(server: FakeHub) -> int:
+    return sum(1 for method, path in server.requests if method == "GET" and "/resolve/" in path)
+
+
+def test_download_then_cached_then_offline(hub, monkeypatch):
+    first = load_checkpoint(f"hf://{REPO}@v1")
+    assert first.config.display_name == "From the Hub"
+    assert _downloads(hub) == 2
+    load_checkpoint(f"hf://{REPO}@v1")
+    assert _downloads(hub) == 2, "the second load must come from the cache"
+    hub.stop()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    offline = load_checkpoint(f"hf://{REPO}@v1")
+    assert offline.config.display_name == "From the Hub"
+
+
+def test_unknown_revision_is_a_clear_error(hub):
+    with pytest.raises(CheckpointError, match=f"Could not get {REPO}@v9"):
+        load_checkpoint(f"hf://{REPO}@v9")
+
+
+def _bundled(tmp_path, revision: str = "v1"):
+    folder = make_checkpoint(tmp_path / "bundled" / "baseline", "baseline_cnn", seed=2, display_name="Bundled")
+    config = read_config(folder)
+    config.hub_repo, config.hub_revision = REPO, revision
+    save_checkpoint(load_checkpoint(str(folder)).model, config, folder)
+    return folder
+
+
+def test_bundled_checkpoint_prefers_the_hub_copy(hub, tmp_path):
+    folder = _bundled(tmp_path)
+    checkpoint = load_preferring_hub("baseline", folder.parent)
+    assert checkpoint.config.display_name == "From the Hub"
+    assert checkpoint.source == f"hf://{REPO}@v1"
+
+
+def test_falls_back_to_bundled_with_one_log_line_when_hub_is_down(hub, tmp_path, caplog):
+    folder = _bundled(tmp_path)
+    hub.stop()
+    with caplog.at_level(logging.WARNING):
+        catalog = ModelCatalog(extra_sources=(), checkpoints_dir=folder.parent)
+        detector = catalog.detector("baseline")
+    assert detector.config.display_name == "Bundled"
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "using the bundled checkpoint 'baseline'" in warnings[0].getMessage()

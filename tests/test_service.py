@@ -1,0 +1,66 @@
+"""The app's library layer: model catalogue, analysis, time limits, captions."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import make_checkpoint
+from gauntlet.explain.base import ExplanationTimeout
+from gauntlet.images import ImageError
+from gauntlet.present import explanation_notes, method_caption, verdict_sentence
+from gauntlet.service import ModelCatalog, default_model_order
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    make_checkpoint(tmp_path / "baseline-cifake", "baseline_cnn", display_name="Baseline", trained_on="CIFAKE")
+    make_checkpoint(tmp_path / "lite0-mixed", "efficientnet_lite0", display_name="Lite0", trained_on="MIXED")
+    return ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path)
+
+
+def test_catalog_lists_bundled_models_best_first_with_training_data(catalog):
+    assert catalog.choices() == [("Lite0 — trained on MIXED", "lite0-mixed"),
+                                 ("Baseline — trained on CIFAKE", "baseline-cifake")]
+    assert catalog.default_key == "lite0-mixed"
+    assert default_model_order(["x-cifake", "y-rvaa", "z-mixed"]) == ["z-mixed", "y-rvaa", "x-cifake"]
+
+
+def test_detector_and_explainers_are_built_once(catalog):
+    assert catalog.detector("baseline-cifake") is catalog.detector("baseline-cifake")
+    explainers = catalog.explainers("baseline-cifake")
+    assert explainers.get("grad_cam", "fast") is explainers.get("grad_cam", "fast")
+
+
+def test_analyse_returns_verdict_and_one_overlay_per_method(catalog, tmp_path):
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.random.RandomState(1).randint(0, 255, (20, 30, 3), dtype=np.uint8)).save(path)
+    analysis = catalog.analyse(str(path), "baseline-cifake", ["grad_cam", "score_cam", "lime"], "fast")
+    assert set(analysis.prediction.probabilities) == {"REAL", "FAKE"}
+    assert abs(sum(analysis.prediction.probabilities.values()) - 1) < 1e-5
+    assert [e.method for e in analysis.explanations] == ["grad_cam", "score_cam", "lime"]
+    for overlay, explanation in zip(analysis.overlays, analysis.explanations):
+        assert overlay.size == explanation.image.size == (256, 171), "small images are shown enlarged"
+        assert explanation.target_index == analysis.prediction.predicted_index
+    notes = explanation_notes(analysis.explanations)
+    assert "Score-CAM" in notes and "LIME" in notes and "red" in notes.lower()
+    assert method_caption(analysis.explanations[0]).startswith("Grad-CAM (fast) · explains ")
+    assert verdict_sentence(analysis.prediction).startswith("The model thinks this image is")
+
+
+def test_bad_upload_is_a_human_error(catalog, tmp_path):
+    path = tmp_path / "notes.jpg"
+    path.write_text("this is not an image")
+    with pytest.raises(ImageError, match="not an image"):
+        catalog.analyse(str(path), "baseline-cifake", ["grad_cam"])
+
+
+def test_slow_explanations_are_stopped_and_leave_the_model_intact(catalog, rgb_image, monkeypatch):
+    monkeypatch.setenv("GAUNTLET_EXPLAIN_TIMEOUT_S", "0.000001")
+    detector = catalog.detector("lite0-mixed")
+    before = detector.predict(rgb_image).probabilities
+    with pytest.raises(ExplanationTimeout, match="took longer than"):
+        catalog.analyse(rgb_image, "lite0-mixed", ["ablation_cam"], "full")
+    assert not detector.model._forward_pre_hooks, "the time-limit hook is removed"
+    assert type(detector.model.features).__name__ == "EfficientNetLiteFeatures", "ablation layer swapped back"
+    assert detector.predict(rgb_image).probabilities == before
