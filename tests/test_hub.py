@@ -72,3 +72,21 @@ def test_falls_back_to_bundled_with_one_log_line_when_hub_is_down(hub, tmp_path,
     assert detector.config.display_name == "Bundled"
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "using the bundled checkpoint 'baseline'" in warnings[0].getMessage()
+
+
+def test_push_to_hub_then_load_the_pinned_revision(hub, tmp_path, monkeypatch, capsys):
+    from training import push_to_hub
+
+    folder = make_checkpoint(tmp_path / "to-publish", "baseline_cnn", seed=5, display_name="Published",
+                             metrics={"cifake_test": {"accuracy": 0.5}}, command="python -m training.train ...")
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    args = push_to_hub.get_args_parser().parse_args(["--checkpoint", str(folder), "--repo", "me/gauntlet-test",
+                                                      "--tag", "v1"])
+    push_to_hub.main(args)
+    assert "hf://me/gauntlet-test@v1" in capsys.readouterr().out
+    readme = hub.repos["me/gauntlet-test"]["v1"]["README.md"].decode()
+    assert "# Published" in readme and "python -m training.train" in readme and '"accuracy": 0.5' in readme
+    loaded = load_checkpoint("hf://me/gauntlet-test@v1")
+    assert loaded.config.display_name == "Published"
+    original = load_checkpoint(str(folder)).model.state_dict()
+    assert all((loaded.model.state_dict()[k] == v).all() for k, v in original.items())
