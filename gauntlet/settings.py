@@ -67,8 +67,8 @@ def get_settings() -> Settings:
     user_dir = _user_data_dir()
     models = os.environ.get("GAUNTLET_MODELS", "").strip()
     return Settings(
-        host=os.environ.get("GAUNTLET_HOST", "127.0.0.1"),
-        port=_env_int("GAUNTLET_PORT", 7860),
+        host=os.environ.get("GAUNTLET_HOST") or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
+        port=_env_int("GAUNTLET_PORT", _env_int("GRADIO_SERVER_PORT", 7860)),
         data_dir=_default_data_dir(),
         checkpoints_dir=Path(os.environ.get("GAUNTLET_CHECKPOINTS_DIR", REPO_ROOT / "checkpoints")),
         cache_dir=Path(os.environ.get("GAUNTLET_CACHE_DIR", user_dir / "cache")),
