@@ -8,22 +8,30 @@ import logging
 
 import gradio as gr
 
+from gauntlet.quiz import Quiz
 from gauntlet.service import ModelCatalog, example_images
 from gauntlet.settings import Settings, get_settings
+from ui.classroom_tab import build_classroom_tab
 from ui.detector_tab import build_detector_tab
+from ui.quiz_tab import build_quiz_tab
 
 INTRO = """# GAUNTLET · is this image AI-generated?
 Upload an image: a detector gives its verdict, and explanation methods show **where it looked**.
 Then train your own eye in the quiz."""
 
 
-def build_app(catalog: ModelCatalog, settings: Settings) -> gr.Blocks:
-    """The whole UI; every tab builder receives plain callables from the library."""
+def build_app(catalog: ModelCatalog, settings: Settings, quiz: Quiz | None = None) -> gr.Blocks:
+    """The whole UI; every tab builder receives plain callables from the library (``quiz``: decks and rooms)."""
+    quiz = quiz or Quiz.from_settings(catalog, settings)
     with gr.Blocks(title="GAUNTLET — explainable AI-image detector") as demo:
         gr.Markdown(INTRO)
         with gr.Tab("Detector"):
             build_detector_tab(catalog.analyse, catalog.choices(), catalog.default_key,
                                example_images(settings.data_dir))
+        with gr.Tab("Spot the fake"):
+            build_quiz_tab(demo, quiz, catalog.choices(), catalog.default_key)
+        with gr.Tab("Classroom"):
+            build_classroom_tab(demo, quiz, catalog.choices(), catalog.default_key)
     demo.queue(max_size=settings.queue_max_size, default_concurrency_limit=settings.concurrency_limit)
     return demo
 
@@ -32,7 +40,7 @@ def launch(settings: Settings | None = None, **kwargs) -> gr.Blocks:
     """Build and start the app with the environment's settings (``kwargs`` go to ``launch``)."""
     settings = settings or get_settings()
     demo = build_app(ModelCatalog(), settings)
-    allowed = [str(settings.data_dir)] if settings.data_dir else []
+    allowed = example_images(settings.data_dir)  # only the examples: the data folder holds quiz answers
     demo.launch(server_name=settings.host, server_port=settings.port, max_file_size=int(settings.max_upload_mb * 1024 * 1024),
                 allowed_paths=allowed, theme=gr.themes.Soft(), footer_links=["api"], **kwargs)
     return demo

@@ -51,6 +51,7 @@ class Settings:
     port: int
     data_dir: Path | None
     checkpoints_dir: Path
+    quiz_dir: Path
     cache_dir: Path
     classroom_db: Path
     hub_offline: bool
@@ -71,6 +72,7 @@ def get_settings() -> Settings:
         port=_env_int("GAUNTLET_PORT", _env_int("GRADIO_SERVER_PORT", 7860)),
         data_dir=_default_data_dir(),
         checkpoints_dir=Path(os.environ.get("GAUNTLET_CHECKPOINTS_DIR", REPO_ROOT / "checkpoints")),
+        quiz_dir=Path(os.environ.get("GAUNTLET_QUIZ_DIR", REPO_ROOT / "quiz_data")),
         cache_dir=Path(os.environ.get("GAUNTLET_CACHE_DIR", user_dir / "cache")),
         classroom_db=Path(os.environ.get("GAUNTLET_CLASSROOM_DB", user_dir / "classroom.sqlite3")),
         hub_offline=_env_bool("HF_HUB_OFFLINE", False),

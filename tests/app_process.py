@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -24,7 +25,10 @@ def free_port() -> int:
 def running_app(env: dict[str, str] | None = None, timeout_s: float = 120.0) -> Iterator[str]:
     """Yield the URL of ``python app.py`` started with ``env`` added; stop it afterwards."""
     port = free_port()
-    full_env = {**os.environ, "GAUNTLET_HOST": "127.0.0.1", "GAUNTLET_PORT": str(port), **(env or {})}
+    scratch = tempfile.mkdtemp(prefix="gauntlet-app-")
+    full_env = {**os.environ, "GAUNTLET_HOST": "127.0.0.1", "GAUNTLET_PORT": str(port),
+                "GAUNTLET_CLASSROOM_DB": os.path.join(scratch, "classroom.sqlite3"),
+                "GAUNTLET_CACHE_DIR": os.path.join(scratch, "cache"), **(env or {})}
     log = open(Path(full_env.get("GAUNTLET_APP_LOG", os.devnull)), "w")
     process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO_ROOT, env=full_env, stdout=log,
                                stderr=subprocess.STDOUT)

@@ -63,3 +63,29 @@ def test_app_end_to_end_through_gradio_client(checkpoints, photo, tmp_path):
         with pytest.raises(Exception) as err:
             client.predict(handle_file(str(bad)), "tiny-baseline", ["grad_cam"], "fast", "last", api_name="/analyse")
         assert "not an image" in str(err.value) and "Traceback" not in str(err.value)
+
+
+def test_only_example_images_are_served_from_the_data_folder(checkpoints, tmp_path):
+    import urllib.error
+    import urllib.request
+
+    data = tmp_path / "data"
+    (data / "rvaa" / "REAL").mkdir(parents=True)
+    (data / "rvaa" / "FAKE").mkdir()
+    rows = ["file,label,split"]
+    for label in ("REAL", "FAKE"):
+        for index, split in enumerate(["val", "test"]):
+            name = f"{label}/{label.lower()}_{index}.png"
+            Image.new("RGB", (8, 8)).save(data / "rvaa" / name)
+            rows.append(f"{name},{label},{split}")
+    (data / "rvaa" / "manifest.csv").write_text("\n".join(rows) + "\n")
+    with running_app({"GAUNTLET_CHECKPOINTS_DIR": str(checkpoints), "GAUNTLET_DATA_DIR": str(data)}) as url:
+        def status(path) -> int:
+            try:
+                return urllib.request.urlopen(f"{url}gradio_api/file={path}", timeout=10).status
+            except urllib.error.HTTPError as err:
+                return err.code
+
+        assert status(data / "rvaa" / "REAL" / "real_0.png") == 200, "an example (val split) is served"
+        assert status(data / "rvaa" / "manifest.csv") == 403, "the manifest (all answers) is not"
+        assert status(data / "rvaa" / "FAKE" / "fake_1.png") == 403, "test-split images are not"

@@ -1,0 +1,134 @@
+"""Model verdicts and heatmaps for quiz items, computed ahead and kept on disk outside the repository.
+
+The quiz reveals the model's verdict and heatmap the moment a player guesses, so they
+are computed beforehand: by ``python -m gauntlet.quiz precompute``, or, for an item not
+cached yet, in a background thread while the player is still looking at the image.
+Entries live under ``<cache_dir>/quiz/<model fingerprint>/``; the fingerprint hashes the
+weights, so retraining a model never serves stale verdicts.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .decks import DeckItem, read_image, resolve_image
+from .detector import Prediction
+from .explain import available_variants
+from .service import ModelCatalog
+
+PREFERRED_VARIANT = "fast"
+
+
+def variant_for(method: str) -> str:
+    """The fast variant of a method where one exists (the quiz needs seconds, not minutes), else the full one."""
+    return PREFERRED_VARIANT if PREFERRED_VARIANT in available_variants(method) else "full"
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(handle)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class RevealCache:
+    """Verdicts and heatmap overlays per (model, item, method); thread-safe, shared by all sessions."""
+
+    def __init__(self, catalog: ModelCatalog, data_root: Path | None, cache_dir: Path) -> None:
+        self.catalog = catalog
+        self.data_root = data_root
+        self.root = Path(cache_dir) / "quiz"
+        self._fingerprints: dict[str, str] = {}
+        self._pending: dict[Path, Future] = {}
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quiz-reveal")
+
+    def fingerprint(self, model_key: str) -> str:
+        """A hash of the model's weights and preprocessing (computed once per model)."""
+        with self._lock:
+            known = self._fingerprints.get(model_key)
+        if known:
+            return known
+        detector = self.catalog.detector(model_key)
+        digest = hashlib.sha256(json.dumps([detector.labels, detector.input_size, detector.config.mean,
+                                            detector.config.std, detector.config.resize]).encode())
+        for name, tensor in sorted(detector.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes())
+        with self._lock:
+            return self._fingerprints.setdefault(model_key, digest.hexdigest()[:24])
+
+    def _item_key(self, item: DeckItem) -> str:
+        ref = resolve_image(self.data_root, item.image)
+        stat = ref.path.stat()
+        return hashlib.sha256(f"{item.image}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
+
+    def _paths(self, model_key: str, item: DeckItem, method: str | None) -> tuple[Path, Path | None]:
+        folder = self.root / self.fingerprint(model_key)
+        key = self._item_key(item)
+        heatmap = folder / f"{key}.{method}-{variant_for(method)}.png" if method else None
+        return folder / f"{key}.json", heatmap
+
+    def cached(self, model_key: str, item: DeckItem, method: str | None = None) -> bool:
+        """True when the verdict (and the heatmap of ``method``, if given) are on disk."""
+        return all(path is None or path.is_file() for path in self._paths(model_key, item, method))
+
+    def _compute(self, model_key: str, item: DeckItem, method: str | None) -> None:
+        verdict_path, heatmap_path = self._paths(model_key, item, method)
+        if all(path is None or path.is_file() for path in (verdict_path, heatmap_path)):
+            return
+        image = read_image(self.data_root, item.image)
+        analysis = self.catalog.analyse(image, model_key, [method] if method else [], variant=PREFERRED_VARIANT)
+        prediction = analysis.prediction
+        verdict = {"probabilities": prediction.probabilities, "predicted_index": prediction.predicted_index,
+                   "predicted_label": prediction.predicted_label}
+        _atomic_write(verdict_path, lambda tmp: Path(tmp).write_text(json.dumps(verdict)))
+        if heatmap_path is not None:
+            _atomic_write(heatmap_path, lambda tmp: analysis.overlays[0].save(tmp, format="PNG"))
+
+    def prefetch(self, model_key: str, item: DeckItem, method: str | None = None) -> Future:
+        """Start computing what is missing in the background (one job per entry); returns its future."""
+        verdict_path, heatmap_path = self._paths(model_key, item, method)
+        job = heatmap_path or verdict_path
+        with self._lock:
+            future = self._pending.get(job)
+            if future is None or future.done():
+                future = self._executor.submit(self._compute, model_key, item, method)
+                self._pending[job] = future
+                future.add_done_callback(lambda done: self._forget(job, done))
+        return future
+
+    def _forget(self, job: Path, future: Future) -> None:
+        with self._lock:
+            if self._pending.get(job) is future:
+                del self._pending[job]
+
+    def verdict(self, model_key: str, item: DeckItem) -> Prediction:
+        """The model's verdict on an item (from disk; computed first if missing)."""
+        path = self._paths(model_key, item, None)[0]
+        if not path.is_file():
+            self.prefetch(model_key, item).result()
+        data = json.loads(path.read_text())
+        return Prediction(data["probabilities"], data["predicted_index"], data["predicted_label"])
+
+    def heatmap(self, model_key: str, item: DeckItem, method: str) -> Image.Image:
+        """The heatmap of ``method`` over the item, for the model's verdict (from disk; computed if missing)."""
+        path = self._paths(model_key, item, method)[1]
+        if not path.is_file():
+            self.prefetch(model_key, item, method).result()
+        with Image.open(path) as image:
+            return image.convert("RGB")

@@ -1,0 +1,53 @@
+"""Builders for quiz tests: a data root of generated images (folders and a zip) and a deck over it."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+LEAKY_TEXT = "made-by-a-generator"
+
+TRUTH_OF = {"demo-01": "FAKE", "demo-02": "REAL", "demo-03": "REAL", "demo-04": "FAKE", "demo-05": "FAKE",
+            "demo-06": "REAL"}
+
+
+def _png(seed: int, size: tuple[int, int] = (40, 40)) -> bytes:
+    pixels = np.random.RandomState(seed).randint(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    buffer, metadata = io.BytesIO(), PngImagePlugin.PngInfo()
+    metadata.add_text("parameters", LEAKY_TEXT)  # what an image generator writes into its PNG files
+    Image.fromarray(pixels).save(buffer, format="PNG", pnginfo=metadata)
+    return buffer.getvalue()
+
+
+def make_data_root(root: Path, per_class: int = 4) -> Path:
+    """``root/set/{REAL,FAKE}/img_N.png`` and ``root/set.zip`` with the same layout (tiny random images)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(root / "set.zip", "w") as archive:
+        for offset, label in enumerate(("REAL", "FAKE")):
+            (root / "set" / label).mkdir(parents=True, exist_ok=True)
+            for index in range(per_class):
+                data = _png(100 * offset + index)
+                (root / "set" / label / f"img_{index}.png").write_bytes(data)
+                archive.writestr(f"{label}/img {index}.png", data)
+    return root
+
+
+def demo_deck() -> dict:
+    """Six items over ``make_data_root``: four files and two zip members, ids that reveal nothing."""
+    images = ["set/FAKE/img_0.png", "set/REAL/img_0.png", "set.zip/REAL/img 1.png", "set.zip/FAKE/img 1.png",
+              "set/FAKE/img_2.png", "set/REAL/img_2.png"]
+    items = [{"id": item_id, "image": image, "truth": truth, "source": f"source of {item_id}",
+              "lesson": f"lesson of {item_id}"} for (item_id, truth), image in zip(TRUTH_OF.items(), images)]
+    items[2]["display_size"] = 128
+    return {"id": "demo", "title": "Demo deck", "description": "Generated noise for tests.", "items": items}
+
+
+def write_deck(folder: Path, deck: dict, name: str | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name or deck['id']}.json"
+    path.write_text(json.dumps(deck))
+    return path

@@ -1,0 +1,137 @@
+"""Quiz sessions: scoring, progress that carries no truth, instant reveals from the cache, classroom play."""
+from __future__ import annotations
+
+import csv
+import json
+import time
+
+import pytest
+
+from conftest import make_checkpoint
+from gauntlet.classroom import ClassroomStore, RoomError
+from gauntlet.decks import load_decks
+from gauntlet.detector import Prediction
+from gauntlet.quiz import Progress, Quiz, next_item, precompute, score
+from gauntlet.quiz_present import fooled_chart, reveal_markdown, summary_markdown, teacher_markdown
+from gauntlet.reveal_cache import RevealCache
+from gauntlet.service import ModelCatalog
+from quiz_helpers import TRUTH_OF, demo_deck, make_data_root, write_deck
+
+MODEL = "tiny"
+
+
+@pytest.fixture(scope="module")
+def quiz(tmp_path_factory) -> Quiz:
+    root = tmp_path_factory.mktemp("quiz")
+    make_checkpoint(root / "checkpoints" / MODEL, "baseline_cnn")
+    data_root = make_data_root(root / "data")
+    write_deck(root / "decks", demo_deck())
+    write_deck(root / "decks", {**demo_deck(), "id": "second"})
+    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=root / "checkpoints")
+    return Quiz(catalog, load_decks(root / "decks", data_root), RevealCache(catalog, data_root, root / "cache"),
+                ClassroomStore(root / "classroom.sqlite3"), data_root)
+
+
+def verdict(label: str) -> Prediction:
+    return Prediction({"REAL": 0.2, "FAKE": 0.8} if label == "FAKE" else {"REAL": 0.7, "FAKE": 0.3},
+                      int(label == "FAKE"), label)
+
+
+def test_score_counts_player_and_model_on_the_same_items(quiz):
+    deck = quiz.deck("demo")
+    progress = Progress("demo", MODEL, [["demo-01", "FAKE"], ["demo-02", "FAKE"], ["demo-03", "REAL"]])
+    summary = score(deck, progress, {"demo-01": verdict("REAL"), "demo-02": verdict("REAL"),
+                                     "demo-03": verdict("FAKE")})
+    assert (summary.total, summary.player_right, summary.model_right) == (3, 2, 1)
+    assert [(item.id, guess) for item, guess in summary.missed] == [("demo-02", "FAKE")]
+    assert "You: 2 / 3 right · the model: 1 / 3" in summary_markdown(summary)
+
+
+def test_saved_progress_is_checked_against_the_deck(quiz):
+    deck = quiz.deck("demo")
+    assert Progress.from_dict("garbage") is None and Progress.from_dict({"deck": "demo"}) is None
+    assert Progress.from_dict({"deck": "demo", "model": MODEL, "answers": [["demo-01", "MAYBE"]]}) is None
+    assert next_item(deck, Progress("demo", MODEL)).id == "demo-01"
+    with pytest.raises(ValueError, match="does not match"):
+        next_item(deck, Progress("demo", MODEL, [["demo-02", "REAL"]]))
+    with pytest.raises(ValueError, match="REAL or FAKE"):
+        quiz.guess(Progress("demo", MODEL), "MAYBE")
+    with pytest.raises(ValueError, match="Choose a quiz deck"):
+        quiz.start("nope", MODEL)
+
+
+def test_a_solo_round_reveals_only_after_the_guess(quiz):
+    progress = quiz.start("demo", MODEL)
+    guesses = ["FAKE", "FAKE", "REAL", "REAL", "FAKE", "REAL"]
+    for position, guess in enumerate(guesses, start=1):
+        shown = quiz.show(progress)
+        assert (shown.position, shown.total, shown.done) == (position, 6, False)
+        assert shown.image.info == {} and shown.image.mode == "RGB"
+        progress, outcome = quiz.guess(progress, guess)
+        assert progress.answers[-1] == [outcome.item.id, guess]
+        assert outcome.correct == (guess == TRUTH_OF[outcome.item.id])
+        assert outcome.heatmap.size[0] >= 256 and "What to look for" in reveal_markdown(outcome)
+    assert quiz.show(progress).done
+    summary = quiz.summary(progress)
+    assert summary.player_right == sum(g == t for g, t in zip(guesses, TRUTH_OF.values()))
+    model_right = sum(quiz.cache.verdict(MODEL, quiz.deck("demo").item(i)).predicted_label == t
+                      for i, t in TRUTH_OF.items())
+    assert summary.model_right == model_right
+    assert [image.size for image, _, _ in quiz.review_images(summary)] == [(40, 40)] * len(summary.missed)
+    with pytest.raises(ValueError, match="finished"):
+        quiz.guess(progress, "REAL")
+
+
+def test_progress_never_holds_a_truth(quiz):
+    progress = quiz.start("demo", MODEL)
+    quiz.show(progress)
+    saved = progress.to_dict()
+    assert saved == {"deck": "demo", "model": MODEL, "answers": [], "room": "", "student": ""}
+    progress, _ = quiz.guess(progress, "REAL")
+    assert progress.to_dict()["answers"] == [["demo-01", "REAL"]]  # the player's guess, not the truth (FAKE)
+
+
+def test_show_prepares_the_reveal_before_the_guess_and_the_reveal_is_instant(quiz, tmp_path):
+    first, second = quiz.deck("demo").items[:2]
+    fresh = RevealCache(quiz.catalog, quiz.data_root, tmp_path / "cache")
+    quiz_fresh = Quiz(quiz.catalog, list(quiz.decks.values()), fresh, quiz.store, quiz.data_root)
+    assert not fresh.cached(MODEL, first, "score_cam")
+    quiz_fresh.show(quiz_fresh.start("demo", MODEL))  # starts background jobs: this item and the next
+    deadline = time.monotonic() + 60
+    while not all(fresh.cached(MODEL, item, "score_cam") for item in (first, second)):
+        assert time.monotonic() < deadline, "show() did not prepare the reveals"
+        time.sleep(0.05)
+    assert precompute(quiz_fresh, ["demo"], [MODEL], ["score_cam"]) == 4
+    assert precompute(quiz_fresh, ["demo"], [MODEL], ["score_cam"]) == 0
+    progress = quiz_fresh.start("demo", MODEL)
+    start = time.perf_counter()
+    quiz_fresh.guess(progress, "FAKE")
+    assert time.perf_counter() - start < 0.1
+
+
+def test_classroom_play_records_first_answers_and_feeds_the_teacher(quiz):
+    code, key = quiz.create_room("demo", MODEL)
+    ada = quiz.join(code, "Ada")
+    bob = quiz.join(code.lower(), "Bob")
+    assert ada.room == code and ada.student and "REAL" not in json.dumps(ada.to_dict())
+    after, outcome = quiz.guess(ada, "FAKE")
+    assert outcome.correct
+    _, replay = quiz.guess(ada, "REAL")  # replaying from the old progress: the first answer stands
+    assert replay.guess == "FAKE" and replay.correct
+    quiz.guess(bob, "REAL")
+    with pytest.raises(ValueError, match="does not belong"):
+        quiz.guess(Progress("second", MODEL, [], code, ada.student), "REAL")
+    room, reports = quiz.teacher_report(code, key)
+    first = reports[0]
+    assert (first.item.id, first.stat.answered, first.stat.fooled) == ("demo-01", 2, 1)
+    assert "| demo-01 | FAKE | 2 | 50% |" in teacher_markdown(room, reports)
+    assert fooled_chart(reports).size[0] > 100
+    with pytest.raises(PermissionError):
+        quiz.teacher_report(code, "wrong key")
+    with open(quiz.export_csv(code, key), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["nickname"], r["guess"], r["truth"], r["correct"]) for r in rows] == [
+        ("Ada", "FAKE", "FAKE", "1"), ("Bob", "REAL", "FAKE", "0")]
+    quiz.close_room(code, key)
+    with pytest.raises(RoomError, match="closed"):
+        quiz.guess(after, "REAL")

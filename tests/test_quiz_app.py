@@ -1,0 +1,144 @@
+"""The quiz and classroom tabs in the running app: no answer leaks to the browser, full rounds via gradio_client."""
+from __future__ import annotations
+
+import csv
+import json
+import time
+
+import gradio as gr
+import httpx
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from app import build_app
+from app_process import free_port
+from conftest import make_checkpoint
+from gauntlet.classroom import ClassroomStore
+from gauntlet.decks import load_decks
+from gauntlet.quiz import Quiz
+from gauntlet.reveal_cache import RevealCache
+from gauntlet.service import ModelCatalog
+from gauntlet.settings import get_settings
+from quiz_helpers import LEAKY_TEXT, TRUTH_OF, demo_deck, make_data_root, write_deck
+from ui.quiz_tab import WELCOME, PlayerHandlers
+
+MODEL = "tiny"
+ITEM_SECRETS = ["source of", "lesson of", "set/", "set.zip", "img_", "img ", LEAKY_TEXT]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """The real app (all tabs) on a free localhost port, over a generated deck and a tiny model."""
+    root = tmp_path_factory.mktemp("quiz_app")
+    make_checkpoint(root / "checkpoints" / MODEL, "baseline_cnn")
+    data_root = make_data_root(root / "data")
+    write_deck(root / "decks", demo_deck())
+    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=root / "checkpoints")
+    quiz = Quiz(catalog, load_decks(root / "decks", data_root), RevealCache(catalog, data_root, root / "cache"),
+                ClassroomStore(root / "classroom.sqlite3"), data_root)
+    demo = build_app(catalog, get_settings(), quiz)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/", data_root
+    demo.close()
+
+
+def raw_call(url: str, endpoint: str, *data) -> str:
+    """What the browser receives from an endpoint: the raw JSON of the completed event."""
+    event = httpx.post(f"{url}gradio_api/call/{endpoint}", json={"data": list(data)}, timeout=60).json()
+    stream = httpx.get(f"{url}gradio_api/call/{endpoint}/{event['event_id']}", timeout=60).text
+    assert "event: complete" in stream, stream
+    return stream.split("data: ", 1)[1].strip()
+
+
+def assert_no_secret(text: str, data_root) -> None:
+    for secret in [*ITEM_SECRETS, str(data_root)]:
+        assert secret not in text, f"{secret!r} reached the browser before the guess"
+
+
+def test_the_browser_gets_no_truth_before_the_guess(app):
+    url, data_root = app
+    config = httpx.get(f"{url}config", timeout=30).text
+    assert_no_secret(config, data_root)
+    saved = json.loads(raw_call(url, "quiz_start", "demo", MODEL, "score_cam"))[0]
+    for _ in TRUTH_OF:
+        payload = raw_call(url, "quiz_show", saved, "score_cam")
+        assert_no_secret(payload, data_root)
+        assert "FAKE" not in payload  # every guess below is REAL, so FAKE could only be a truth
+        image = json.loads(payload)[1]
+        assert image["orig_name"] == "image.webp" and image["path"].endswith("/image.webp")
+        served = httpx.get(image["url"], timeout=30).content
+        assert served[:4] == b"RIFF" and LEAKY_TEXT.encode() not in served
+        saved = json.loads(raw_call(url, "quiz_guess_real", saved, "score_cam"))[0]
+    assert [guess for _, guess in saved["answers"]] == ["REAL"] * len(TRUTH_OF)
+
+
+def test_a_full_round_through_gradio_client(app):
+    url, _ = app
+    client = Client(url, verbose=False)
+    saved, status, image, summary, review = client.predict("demo", MODEL, "score_cam", api_name="/quiz_start")
+    assert "image 1 of 6" in status and image.endswith(".webp") and summary == ""
+    guesses, timings = ["FAKE", "FAKE", "REAL", "FAKE", "REAL", "REAL"], []
+    for guess in guesses:
+        start = time.perf_counter()
+        saved, result, heatmap = client.predict(saved, "score_cam", api_name=f"/quiz_guess_{guess.lower()}")
+        timings.append(time.perf_counter() - start)
+        item_id = saved["answers"][-1][0]
+        assert ("Right!" in result) == (guess == TRUTH_OF[item_id])
+        assert f"lesson of {item_id}" in result and "The model thinks" in result and heatmap
+        assert client.predict(saved, "grad_cam", api_name="/quiz_heatmap")
+        status, image, summary, review = client.predict(saved, "score_cam", api_name="/quiz_show")
+    right = sum(guess == truth for guess, truth in zip(guesses, TRUTH_OF.values()))
+    assert "finished" in status and image is None
+    assert f"You: {right} / 6 right" in summary and len(review) == 6 - right
+    print(f"guess -> reveal through gradio_client: median {sorted(timings)[len(timings) // 2] * 1000:.0f} ms")
+
+
+def test_a_classroom_round_through_gradio_client(app):
+    url, _ = app
+    teacher = Client(url, verbose=False)
+    created, code, key, *_ = teacher.predict("demo", MODEL, api_name="/room_create")
+    assert code in created and key in created
+    student = Client(url, verbose=False)
+    with pytest.raises(AppError, match="nickname"):
+        student.predict(code, "<b>Bob</b>", "score_cam", api_name="/room_join")
+    joined = student.predict(code.lower(), "Ada", "score_cam", api_name="/room_join")
+    assert key not in json.dumps(joined) and "| 1 | Ada | 0 | 0 |" in joined[-2]
+    saved, result, _ = student.predict(joined[0], "score_cam", api_name="/room_guess_fake")
+    assert "Right!" in result  # demo-01 is FAKE
+    _, replay, _ = student.predict(joined[0], "score_cam", api_name="/room_guess_real")
+    assert "Right!" in replay  # replaying the old progress: the first stored answer counts
+    with pytest.raises(AppError, match="do not match"):
+        student.predict(code, "a guessed key", api_name="/room_teacher")
+    assert key not in raw_call(url, "room_teacher", code, key)  # the gr.State holding it stays on the server
+    table, _chart, board = teacher.predict(code, key, api_name="/room_teacher")[:3]
+    assert "| demo-01 | FAKE | 1 | 0% |" in table and "| 1 | Ada | 1 | 1 |" in board
+    with open(teacher.predict(code, key, api_name="/room_export"), newline="") as handle:
+        assert [row["nickname"] for row in csv.DictReader(handle)] == ["Ada"]
+    teacher.predict(code, key, api_name="/room_close")
+    with pytest.raises(AppError, match="closed"):
+        student.predict(saved, "score_cam", api_name="/room_guess_real")
+
+
+def test_guess_to_reveal_over_http_takes_under_100_ms(app):
+    url, _ = app
+    saved = json.loads(raw_call(url, "quiz_start", "demo", MODEL, "score_cam"))[0]
+    raw_call(url, "quiz_guess_fake", saved, "score_cam")  # the reveal was prepared while the image was shown
+    timings = []
+    with httpx.Client(timeout=60) as http:
+        for _ in range(5):
+            start = time.perf_counter()
+            event = http.post(f"{url}gradio_api/call/quiz_guess_fake", json={"data": [saved, "score_cam"]}).json()
+            stream = http.get(f"{url}gradio_api/call/quiz_guess_fake/{event['event_id']}").text
+            http.get(json.loads(stream.split("data: ", 1)[1])[-1]["url"]).raise_for_status()
+            timings.append(time.perf_counter() - start)
+    assert sorted(timings)[2] < 0.1, f"median guess -> reveal (with the heatmap download) {sorted(timings)[2]:.3f} s"
+
+
+def test_handlers_show_a_welcome_and_human_errors():
+    handlers = PlayerHandlers(quiz=None)
+    status, image, *_ = handlers.view(None, "score_cam")
+    assert status == WELCOME and image is None
+    with pytest.raises(gr.Error, match="Press Start first"):
+        handlers.guesser("REAL")({"not": "progress"}, "score_cam")
