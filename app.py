@@ -8,11 +8,13 @@ import logging
 
 import gradio as gr
 
+from gauntlet.model_card import load_model_card
 from gauntlet.quiz import Quiz
 from gauntlet.service import ModelCatalog, example_images
 from gauntlet.settings import Settings, get_settings
 from ui.classroom_tab import build_classroom_tab
 from ui.detector_tab import build_detector_tab
+from ui.model_card_tab import build_model_card_tab
 from ui.quiz_tab import build_quiz_tab
 
 INTRO = """# GAUNTLET · is this image AI-generated?
@@ -32,6 +34,8 @@ def build_app(catalog: ModelCatalog, settings: Settings, quiz: Quiz | None = Non
             build_quiz_tab(demo, quiz, catalog.choices(), catalog.default_key)
         with gr.Tab("Classroom"):
             build_classroom_tab(demo, quiz, catalog.choices(), catalog.default_key)
+        with gr.Tab("Model card"):
+            build_model_card_tab(*load_model_card())
     demo.queue(max_size=settings.queue_max_size, default_concurrency_limit=settings.concurrency_limit)
     return demo
 

@@ -1,0 +1,29 @@
+"""The model card as the app shows it: MODEL_CARD.md's text, with its charts split out for a gallery.
+
+``python -m training.model_card`` writes MODEL_CARD.md; the app only reads it,
+so the card in the repository and the card in the app are the same numbers.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .settings import REPO_ROOT
+
+CARD_PATH = REPO_ROOT / "MODEL_CARD.md"
+IMAGE_LINE = re.compile(r"^!\[(?P<caption>[^\]]*)\]\((?P<path>[^)\s]+)\)\s*$")
+
+
+def load_model_card(path: Path = CARD_PATH) -> tuple[str, list[tuple[str, str]]]:
+    """(markdown without image lines, [(chart path, caption)]); a clear note when the card is missing."""
+    if not path.is_file():
+        return ("No model card yet: run `python -m training.model_card` to generate MODEL_CARD.md.", [])
+    text, charts = [], []
+    for line in path.read_text().splitlines():
+        match = IMAGE_LINE.match(line.strip())
+        chart = (path.parent / match["path"]).resolve() if match else None
+        if chart is not None and chart.is_file() and chart.is_relative_to(path.parent.resolve()):
+            charts.append((str(chart), match["caption"]))
+        else:
+            text.append(line)
+    return "\n".join(text), charts
