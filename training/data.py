@@ -231,7 +231,7 @@ def read_item(item: Item) -> Image.Image:
 
 def square_array(image: Image.Image, size: int) -> np.ndarray:
     """Pad to a square and resize (bicubic) to ``size``: the Detector's steps before normalising."""
-    return np.asarray(pad_to_square(image)[0].resize((size, size), Image.BICUBIC), dtype=np.uint8)
+    return np.array(pad_to_square(image)[0].resize((size, size), Image.BICUBIC), dtype=np.uint8)
 
 
 def _decode(job: tuple[Item, int]) -> np.ndarray:

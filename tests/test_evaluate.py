@@ -1,0 +1,137 @@
+"""training.evaluate: metrics by hand, folders and zips, the --limit rule, the CLI's JSON."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gauntlet.checkpoint import load_checkpoint
+from gauntlet.detector import Detector
+from gauntlet.images import load_image
+from tests.conftest import make_checkpoint
+from training import data, evaluate
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write_images(root: Path, counts: dict[str, int]) -> None:
+    rng = np.random.RandomState(1)
+    for label, count in counts.items():
+        (root / label).mkdir(parents=True)
+        for i in range(count):
+            size = (20 + 7 * i, 30 + 3 * i)
+            Image.fromarray(rng.randint(0, 255, (*size, 3), dtype=np.uint8)).save(root / label / f"{i:02d}.png")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("evalset")
+    _write_images(root, {"REAL": 7, "FAKE": 5})
+    return root
+
+
+@pytest.fixture(scope="module")
+def archive(folder, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("zip") / "set.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for file in sorted(folder.rglob("*.png")):
+            zf.write(file, file.relative_to(folder).as_posix())
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("ck") / "tiny", "baseline_cnn", seed=3)
+
+
+def _expected_matrix(checkpoint: Path, folder: Path) -> list[list[int]]:
+    """The confusion matrix built image by image with Detector.predict, as the app would classify them."""
+    detector = Detector(load_checkpoint(str(checkpoint)))
+    matrix = [[0, 0], [0, 0]]
+    for truth, label in enumerate(("REAL", "FAKE")):
+        for file in sorted((folder / label).iterdir()):
+            matrix[truth][detector.predict(load_image(file)).predicted_index] += 1
+    return matrix
+
+
+def test_confusion_metrics_by_hand():
+    result = evaluate.confusion_metrics(np.array([0, 0, 0, 1, 1, 1, 1]), np.array([0, 0, 1, 1, 1, 1, 0]))
+    assert result["confusion_matrix"] == [[2, 1], [1, 3]]
+    assert result["n"] == 7
+    assert result["accuracy"] == pytest.approx(5 / 7)
+    assert result["precision"] == pytest.approx(3 / 4)
+    assert result["recall"] == pytest.approx(3 / 4)
+    assert result["f1"] == pytest.approx(3 / 4)
+
+
+def test_no_fake_predictions_gives_zero_precision():
+    result = evaluate.confusion_metrics(np.array([0, 1]), np.array([0, 0]))
+    assert (result["precision"], result["recall"], result["f1"], result["accuracy"]) == (0.0, 0.0, 0.0, 0.5)
+
+
+def test_cli_writes_json_matching_hand_computed_matrix(checkpoint, folder, tmp_path):
+    out = tmp_path / "result.json"
+    proc = subprocess.run([sys.executable, "-m", "training.evaluate", "--checkpoint", str(checkpoint),
+                           "--data", str(folder), "--json", str(out)], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    matrix = _expected_matrix(checkpoint, folder)
+    assert result["confusion_matrix"] == matrix
+    assert result["n"] == 12
+    (tn, fp), (fn, tp) = matrix
+    assert result["accuracy"] == pytest.approx((tn + tp) / 12)
+    assert result["recall"] == pytest.approx(tp / 5)
+    assert {"precision", "f1"} <= set(result)
+    assert "confusion matrix" in proc.stdout
+
+
+def test_zip_gives_the_same_result_as_the_folder(checkpoint, folder, archive):
+    args = evaluate.get_args_parser().parse_args(["--checkpoint", str(checkpoint), "--data", str(archive)])
+    assert evaluate.main(args)["confusion_matrix"] == _expected_matrix(checkpoint, folder)
+
+
+def test_limit_alternates_classes_in_sorted_order(folder):
+    names = [item.name for item in evaluate.select_items(str(folder), limit=5)]
+    assert names == ["REAL/00.png", "FAKE/00.png", "REAL/01.png", "FAKE/01.png", "REAL/02.png"]
+    tail = [item.name for item in data.interleave(data.list_folder(folder))][-2:]
+    assert tail == ["REAL/05.png", "REAL/06.png"]
+
+
+def test_exclude_list_matches_on_label_and_file(folder, tmp_path):
+    listing = tmp_path / "leaked.txt"
+    listing.write_text("test/FAKE/01.png\nREAL/03.png\n")
+    names = {item.name for item in evaluate.select_items(str(folder), exclude_list=str(listing))}
+    assert len(names) == 10 and "FAKE/01.png" not in names and "REAL/03.png" not in names
+
+
+def test_unreadable_image_is_skipped_and_named(checkpoint, folder, tmp_path):
+    broken = tmp_path / "broken"
+    _write_images(broken, {"REAL": 2, "FAKE": 2})
+    (broken / "FAKE" / "zz.jpg").write_bytes(b"not an image")
+    detector = Detector(load_checkpoint(str(checkpoint)))
+    result = evaluate.evaluate_items(detector, data.list_folder(broken))
+    assert result["n"] == 4 and result["skipped"] == ["FAKE/zz.jpg"]
+
+
+def test_model_card_renders_recorded_metrics(tmp_path, monkeypatch):
+    from training import model_card
+
+    metrics = {"rvaa_test": evaluate.confusion_metrics(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]))}
+    make_checkpoint(tmp_path / "ckpts" / "tiny", "baseline_cnn", metrics=metrics, command="python -m training.train X")
+    monkeypatch.setenv("GAUNTLET_CHECKPOINTS_DIR", str(tmp_path / "ckpts"))
+    monkeypatch.setattr(model_card, "REPO_ROOT", tmp_path)
+    docs = tmp_path / "docs"
+    (docs).mkdir()
+    (docs / model_card.CROSS_EVAL).write_text(json.dumps({
+        "date": "2024-01-01", "benchmarks": ["faces"], "n": {"faces": 4}, "max_images": None,
+        "results": {"tiny": {"faces": {"accuracy": 0.25}}}}))
+    card = model_card.render(tmp_path / "ckpts", docs)
+    assert "| RVAA test | 4 | 75.00% | 66.67% | 100.00% | 80.00% | [[1, 1], [0, 2]] |" in card
+    assert "python -m training.train X" in card and "| `tiny` | 25.00% |" in card
+    assert (docs / "tiny_confusion.png").is_file()

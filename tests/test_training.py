@@ -1,0 +1,123 @@
+"""training.train and training.data: a tiny run end to end, exact resume, preprocessing parity with the app."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gauntlet.checkpoint import load_checkpoint
+from gauntlet.images import load_image
+from tests.conftest import shared_data_or_skip
+from training import data, train
+from training.augment import augment
+
+
+def _synthetic_set(root: Path, per_class: int = 20) -> Path:
+    """REAL: dark smooth images; FAKE: bright noisy ones (easy to learn), of varied non-square sizes."""
+    rng = np.random.RandomState(0)
+    for label in ("REAL", "FAKE"):
+        (root / label).mkdir(parents=True)
+        for i in range(per_class):
+            shape = (24 + i % 5 * 4, 32 + i % 3 * 6, 3)
+            pixels = rng.randint(0, 90, shape) if label == "REAL" else rng.randint(120, 255, shape)
+            Image.fromarray(pixels.astype(np.uint8)).save(root / label / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Path:
+    return _synthetic_set(tmp_path_factory.mktemp("trainset"))
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAUNTLET_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _args(folder: Path, tmp: Path, *extra: str):
+    return train.get_args_parser().parse_args([
+        "--data", str(folder), "--epochs", "2", "--batch-size", "8", "--lr", "3e-3", "--seed", "1",
+        "--run-dir", str(tmp / "run"), "--out", str(tmp / "out"), "--name", "tiny", *extra])
+
+
+def test_tiny_run_writes_a_loadable_checkpoint_with_its_story(synthetic, tmp_path):
+    out = train.main(_args(synthetic, tmp_path, "--augment", "--limit", "30", "--half"))
+    checkpoint = load_checkpoint(str(out))
+    config = checkpoint.config
+    assert (config.architecture, config.input_size, config.labels) == ("baseline_cnn", 32, ["REAL", "FAKE"])
+    assert config.target_layers["last"] == ["features.2"]
+    assert config.command.startswith("python -m training.train ") and "--augment" in config.command
+    assert "--limit 30" in config.command and "--workers" not in config.command
+    assert "30 training" in config.trained_on
+    test = config.metrics["test"]
+    assert test["n"] == 4 and sum(map(sum, test["confusion_matrix"])) == 4
+    assert 1 <= config.metrics["validation"]["epoch"] <= 2
+
+
+def test_training_learns_an_easy_task(synthetic, tmp_path):
+    config = load_checkpoint(str(train.main(_args(synthetic, tmp_path, "--epochs", "4")))).config
+    assert config.metrics["validation"]["accuracy"] == 1.0
+    assert config.metrics["test"]["accuracy"] == 1.0
+
+
+def test_interrupted_run_resumes_to_the_same_weights(synthetic, tmp_path, monkeypatch):
+    straight = load_checkpoint(str(train.main(_args(synthetic, tmp_path / "a"))))
+    original = train.train_epoch
+
+    def crash_on_second_epoch(*args, **kwargs):
+        if args[-1] == 1:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_epoch", crash_on_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(_args(synthetic, tmp_path / "b"))
+    monkeypatch.setattr(train, "train_epoch", original)
+    resumed = load_checkpoint(str(train.main(_args(synthetic, tmp_path / "b"))))
+    assert len(torch.load(tmp_path / "b" / "run" / "last.pt", weights_only=False)["history"]) == 2
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_resume_refuses_a_different_command(synthetic, tmp_path):
+    train.main(_args(synthetic, tmp_path, "--epochs", "1"))
+    with pytest.raises(SystemExit, match="other settings"):
+        train.main(_args(synthetic, tmp_path, "--epochs", "1", "--lr", "1e-2"))
+
+
+@pytest.mark.parametrize("arch", ["baseline_cnn", "efficientnet_lite0"])
+def test_training_arrays_match_the_app_preprocessing(tiny_detectors, rgb_image, arch):
+    detector = tiny_detectors[arch]
+    array = data.square_array(rgb_image, detector.input_size)[None]
+    assert torch.allclose(detector.to_tensor(array), detector.preprocess(rgb_image), atol=1e-6)
+
+
+def test_augment_keeps_shape_and_is_seeded():
+    batch = torch.randn(4, 3, 16, 16)
+    first = augment(batch, torch.Generator().manual_seed(0))
+    assert first.shape == batch.shape
+    assert torch.equal(first, augment(batch, torch.Generator().manual_seed(0)))
+    assert not torch.equal(first, batch)
+
+
+def test_decoded_arrays_are_cached(synthetic):
+    items = data.list_folder(synthetic)[:3]
+    first = data.decode_arrays(items, 32, "t")
+    assert first.shape == (3, 32, 32, 3) and first.dtype == np.uint8
+    assert np.array_equal(first, data.decode_arrays(items, 32, "t"))
+    assert np.array_equal(first[0], data.square_array(load_image(items[0].path), 32))
+
+
+def test_named_splits_follow_the_data_readme():
+    root = shared_data_or_skip()
+    rvaa = {s: data.dataset_items("rvaa", root, s) for s in ("train", "val", "test")}
+    assert [len(rvaa[s]) for s in ("train", "val", "test")] == [670, 143, 144]
+    assert len(data.benchmark_items("cifake_test_dedup", root)) == 20000 - 378
+    mixed = {s: set(data.dataset_items("mixed", root, s)) for s in ("train", "val", "test")}
+    assert len(mixed["train"]) == 670 + 1200 and not (mixed["train"] & mixed["val"]) and not (mixed["val"] & mixed["test"])
+    cifake_test = [i for i in mixed["test"] if i.name.startswith("cifake:")]
+    assert len(cifake_test) == 144 and all(i.upscale == data.RVAA_SIDE for i in cifake_test)
+    assert data.read_item(cifake_test[0]).size == (data.RVAA_SIDE, data.RVAA_SIDE)

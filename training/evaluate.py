@@ -1,0 +1,167 @@
+"""Measure a checkpoint on a labelled image set, through the app's own Detector.
+
+    python -m training.evaluate --checkpoint baseline-cifake --data ../shared/data/cifake/test.zip --json out.json
+
+``--checkpoint``: a bundled name, a folder or ``hf://owner/name[@revision]``.
+``--data``: a folder with ``REAL/`` and ``FAKE/`` subfolders, a ``.zip`` with
+those two top-level folders, or a benchmark name from
+:data:`training.data.BENCHMARKS` (e.g. ``rvaa_test``). FAKE is the positive
+class. Training records its test metrics with :func:`evaluate_items`, the
+function behind this command, so recorded and re-measured numbers agree.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from gauntlet.checkpoint import load_checkpoint
+from gauntlet.detector import FAKE_INDEX, Detector
+from gauntlet.images import ImageError
+from training import data
+
+log = logging.getLogger(__name__)
+
+
+def confusion_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+    """Accuracy, precision, recall and F1 with FAKE (1) as the positive class, and the 2x2 confusion matrix.
+
+    Rows of ``confusion_matrix`` are the truth (REAL, FAKE), columns the
+    prediction. Precision or recall with an empty denominator is 0.
+    """
+    labels, predicted = np.asarray(labels, dtype=int), np.asarray(predicted, dtype=int)
+    matrix = [[int(np.sum((labels == t) & (predicted == p))) for p in (0, 1)] for t in (0, 1)]
+    (tn, fp), (fn, tp) = matrix
+    n = len(labels)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"accuracy": (tp + tn) / n if n else 0.0, "precision": precision, "recall": recall, "f1": f1,
+            "confusion_matrix": matrix, "n": n}
+
+
+def _batches(items: list[data.Item], size: int, skipped: list[str]):
+    batch: list = []
+    for item in items:
+        try:
+            batch.append((item, data.read_item(item)))
+        except ImageError as err:
+            log.warning("skipped %s: %s", item.name, err)
+            skipped.append(item.name)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@torch.no_grad()
+def predict_items(detector: Detector, items: list[data.Item], batch_size: int = 64,
+                  desc: str = "evaluating") -> tuple[list[data.Item], np.ndarray, list[str]]:
+    """FAKE probability of every readable item (decoded and preprocessed exactly as the app does).
+
+    Returns the items that were read, their FAKE probabilities and the names of unreadable ones.
+    """
+    skipped: list[str] = []
+    done, probs = [], []
+    with tqdm(total=len(items), desc=desc, unit="img") as progress:
+        for batch in _batches(items, batch_size, skipped):
+            squares = [detector.square_input(image)[0] for _, image in batch]
+            probs.append(detector.probabilities(detector.to_tensor(squares))[:, FAKE_INDEX].numpy())
+            done += [item for item, _ in batch]
+            progress.update(len(batch))
+    return done, np.concatenate(probs) if probs else np.zeros(0), skipped
+
+
+def evaluate_benchmarks(detector: Detector, sets: dict[str, list[data.Item]], batch_size: int = 64,
+                        desc: str = "evaluating") -> dict[str, dict[str, Any]]:
+    """Metrics (see :func:`confusion_metrics`) per named list of items; each distinct image is predicted once.
+
+    A prediction is FAKE when its FAKE probability is above 0.5 (as ``Detector.predict``'s argmax).
+    ``skipped`` lists the names of unreadable images.
+    """
+    unique = list(dict.fromkeys(item for items in sets.values() for item in items))
+    done, probs, _ = predict_items(detector, unique, batch_size, desc)
+    fake = dict(zip(done, probs > 0.5))
+    results = {}
+    for name, items in sets.items():
+        kept = [item for item in items if item in fake]
+        results[name] = confusion_metrics(data.labels_of(kept), np.array([fake[i] for i in kept], dtype=int))
+        results[name]["skipped"] = [item.name for item in items if item not in fake]
+    return results
+
+
+def evaluate_items(detector: Detector, items: list[data.Item], batch_size: int = 64,
+                   desc: str = "evaluating") -> dict[str, Any]:
+    """Metrics of ``detector`` on one list of items (see :func:`evaluate_benchmarks`)."""
+    return evaluate_benchmarks(detector, {"items": items}, batch_size, desc)["items"]
+
+
+def select_items(source: str, data_dir: str | None = None, split: str | None = None,
+                 limit: int | None = None, exclude_list: str | None = None) -> list[data.Item]:
+    """The images ``--data`` names: a benchmark, or a REAL/FAKE folder or zip (optionally one manifest split)."""
+    if source in data.BENCHMARKS and not Path(source).exists():
+        items = data.benchmark_items(source, data_dir)
+    elif split:
+        items = data.manifest_items(Path(source), split)
+    else:
+        items = data.list_folder(source)
+    if exclude_list:
+        items = data.exclude(items, exclude_list)
+    return data.interleave(items, limit) if limit else items
+
+
+def summary(result: dict[str, Any], title: str) -> str:
+    """A few readable lines: the metrics in percent and the confusion matrix."""
+    (tn, fp), (fn, tp) = result["confusion_matrix"]
+    lines = [
+        title,
+        f"  images: {result['n']}" + (f" ({len(result['skipped'])} unreadable, skipped)" if result["skipped"] else ""),
+        "  accuracy {accuracy:.2%}   precision {precision:.2%}   recall {recall:.2%}   F1 {f1:.2%}".format(**result),
+        "  confusion matrix (rows = truth, columns = predicted):",
+        f"  {'':>10}{'REAL':>8}{'FAKE':>8}",
+        f"  {'REAL':>10}{tn:>8}{fp:>8}",
+        f"  {'FAKE':>10}{fn:>8}{tp:>8}",
+    ]
+    return "\n".join(lines)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Evaluate a GAUNTLET checkpoint on labelled images.")
+    parser.add_argument("--checkpoint", required=True, help="bundled name, folder, or hf://owner/name[@rev]")
+    parser.add_argument("--data", required=True,
+                        help=f"REAL/FAKE folder, .zip, or one of: {', '.join(data.BENCHMARKS)}")
+    parser.add_argument("--data-dir", default=None, help="data directory for benchmark names (default: settings)")
+    parser.add_argument("--split", default=None, help="only this split of the folder's manifest.csv")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="first N images, alternately REAL and FAKE in sorted name order")
+    parser.add_argument("--exclude-list", default=None, help="text file of paths to leave out (matched on LABEL/file)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--json", default=None, help="write the result as one JSON object here ('-' = stdout)")
+    return parser
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    items = select_items(args.data, args.data_dir, args.split, args.limit, args.exclude_list)
+    detector = Detector(load_checkpoint(args.checkpoint))
+    result = evaluate_items(detector, items, args.batch_size)
+    result.update(checkpoint=args.checkpoint, data=args.data, limit=args.limit, exclude_list=args.exclude_list)
+    config = detector.config
+    title = f"{config.title} ({config.architecture}, {config.input_size} px) on {args.data}"
+    print(summary(result, title), file=sys.stderr if args.json == "-" else sys.stdout)
+    if args.json == "-":
+        print(json.dumps(result))
+    elif args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())

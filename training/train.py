@@ -1,0 +1,264 @@
+"""Train a GAUNTLET checkpoint (resumable, best-on-validation, test metrics recorded).
+
+    python -m training.train --arch baseline_cnn --data cifake --epochs 8 --optimizer adamw \\
+        --batch-size 128 --out checkpoints/baseline-cifake --name baseline-cifake
+
+Pretrained backbones use the study's two-step schedule: ``--head-epochs`` with
+the backbone frozen (only the new head learns, at ``--head-lr``), then
+``--epochs`` with every layer unfrozen (at ``--lr``); the learning rate follows
+a cosine curve inside each step. After every epoch the full training state goes
+to ``--run-dir`` (outside git); rerunning the same command resumes there. The
+epoch with the best validation accuracy is kept; its test metrics, measured by
+:mod:`training.evaluate`'s code on the saved weights, and the command line go
+into the checkpoint's ``config.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import shlex
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from gauntlet.checkpoint import Checkpoint, CheckpointConfig, load_checkpoint, save_checkpoint, to_half
+from gauntlet.detector import Detector
+from gauntlet.models import build_model, get_architecture
+from gauntlet.settings import get_settings
+from training import data
+from training.augment import augment
+from training.evaluate import confusion_metrics, evaluate_benchmarks
+
+log = logging.getLogger(__name__)
+RUN_STATE = "last.pt"
+RESUME_IGNORES = {"workers", "threads", "run_dir"}
+ALWAYS = {"arch", "data", "optimizer", "lr", "batch_size", "epochs"}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Train a GAUNTLET detector checkpoint.")
+    parser.add_argument("--arch", default="baseline_cnn", help="architecture name (gauntlet.models)")
+    parser.add_argument("--data", default="cifake", help="cifake, rvaa, mixed, or a folder with REAL/ and FAKE/")
+    parser.add_argument("--data-dir", default=None, help="data directory (default: GAUNTLET_DATA_DIR or ../shared/data)")
+    parser.add_argument("--input-size", type=int, default=None, help="square input side (default: the architecture's)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs with every layer trainable")
+    parser.add_argument("--head-epochs", type=int, default=0, help="epochs before those with the backbone frozen")
+    parser.add_argument("--epoch-size", type=int, default=None, help="images drawn per epoch (default: all)")
+    parser.add_argument("--pretrained", action="store_true", help="start from ImageNet weights")
+    parser.add_argument("--init", default=None, help="start from this GAUNTLET checkpoint's weights (same architecture)")
+    parser.add_argument("--optimizer", choices=["adam", "adamw"], default="adamw")
+    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate of the full-network epochs")
+    parser.add_argument("--head-lr", type=float, default=None, help="learning rate of the head epochs (default: 10 x lr)")
+    parser.add_argument("--weight-decay", type=float, default=None, help="default: the optimizer's own")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--augment", action="store_true", help="random rotations up to 90 degrees and flips")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=0, help="processes decoding images into the cache")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--limit", type=int, default=None, help="at most N images per split (for quick tests)")
+    parser.add_argument("--val-size", type=int, default=None, help="validate on the first N validation images only")
+    parser.add_argument("--run-dir", default=None, help="per-epoch state for resuming (default: cache dir/runs/NAME)")
+    parser.add_argument("--out", required=True, help="final checkpoint folder")
+    parser.add_argument("--name", default=None, help="checkpoint name (default: the --out folder's name)")
+    parser.add_argument("--display-name", default="")
+    parser.add_argument("--description", default="")
+    parser.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+    return parser
+
+
+def command_line(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """The command that reproduces ``args`` (other options left at their defaults are omitted)."""
+    words = ["python", "-m", "training.train"]
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings or action.dest == "help" or (value == action.default and action.dest not in ALWAYS):
+            continue
+        words += [action.option_strings[0]] + ([] if isinstance(value, bool) else [str(value)])
+    return shlex.join(words)
+
+
+def _items(args: argparse.Namespace, split: str) -> list[data.Item]:
+    items = data.dataset_items(args.data, args.data_dir, split)
+    limit = min(filter(None, [args.limit, args.val_size if split == "val" else None]), default=None)
+    return data.interleave(items, limit) if limit else items
+
+
+def _tag(args: argparse.Namespace, split: str) -> str:
+    return f"{Path(args.data).name}-{split}"
+
+
+def make_optimizer(args: argparse.Namespace, params, lr: float) -> torch.optim.Optimizer:
+    """Adam or AdamW over ``params`` (weight decay: ``--weight-decay`` or the optimizer's default)."""
+    kwargs = {} if args.weight_decay is None else {"weight_decay": args.weight_decay}
+    optimizer = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[args.optimizer]
+    return optimizer(params, lr=lr, **kwargs)
+
+
+def _phase(args: argparse.Namespace, epoch: int) -> tuple[str, int, int, float]:
+    """(name, first epoch, number of epochs, peak learning rate) of the step ``epoch`` belongs to."""
+    if epoch < args.head_epochs:
+        return "head", 0, args.head_epochs, args.head_lr or 10 * args.lr
+    return "full", args.head_epochs, args.epochs, args.lr
+
+
+def _set_trainable(model: nn.Module, phase: str) -> list[nn.Parameter]:
+    frozen = phase == "head"
+    model.train()
+    model.features.requires_grad_(not frozen)
+    if frozen:
+        model.features.eval()
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def train_epoch(model: nn.Module, detector: Detector, optimizer: torch.optim.Optimizer, arrays: np.ndarray,
+                labels: np.ndarray, args: argparse.Namespace, epoch: int) -> float:
+    """One pass over a seeded permutation (``--epoch-size`` images of it); returns the mean loss."""
+    phase, first, count, peak = _phase(args, epoch)
+    generator = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+    order = torch.randperm(len(arrays), generator=generator)[:args.epoch_size or len(arrays)].numpy()
+    steps = math.ceil(len(order) / args.batch_size)
+    total, losses = steps * count, []
+    bar = tqdm(range(steps), desc=f"epoch {epoch + 1} ({phase})", unit="batch")
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = peak * 0.5 * (1 + math.cos(math.pi * ((epoch - first) * steps + step) / total))
+        index = np.sort(order[step * args.batch_size:(step + 1) * args.batch_size])
+        batch = detector.to_tensor(arrays[index])
+        if args.augment:
+            batch = augment(batch, generator)
+        loss = nn.functional.cross_entropy(model(batch), torch.from_numpy(labels[index]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", refresh=False)
+    return float(np.mean(losses))
+
+
+@torch.no_grad()
+def validate(model: nn.Module, detector: Detector, arrays: np.ndarray, labels: np.ndarray,
+             batch_size: int) -> dict[str, Any]:
+    """Loss and metrics on preprocessed arrays (no augmentation)."""
+    model.eval()
+    logits = torch.cat([model(detector.to_tensor(arrays[i:i + batch_size])) for i in range(0, len(arrays), batch_size)])
+    result = confusion_metrics(labels, logits.argmax(1).numpy())
+    result["loss"] = nn.functional.cross_entropy(logits, torch.from_numpy(labels)).item()
+    return result
+
+
+def _load_state(run_dir: Path, args: argparse.Namespace) -> dict[str, Any] | None:
+    path = run_dir / RUN_STATE
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    before, now = state["args"], vars(args)
+    changed = sorted(k for k in (set(before) | set(now)) - RESUME_IGNORES if before.get(k) != now.get(k))
+    if changed:
+        raise SystemExit(f"{run_dir} holds a run with other settings ({', '.join(changed)}); use another --run-dir.")
+    return state
+
+
+def _save_state(run_dir: Path, state: dict[str, Any]) -> None:
+    partial = run_dir / (RUN_STATE + ".partial")
+    torch.save(state, partial)
+    partial.replace(run_dir / RUN_STATE)
+    (run_dir / "history.json").write_text(json.dumps(state["history"], indent=2) + "\n")
+
+
+def _describe(args: argparse.Namespace, sizes: dict[str, int]) -> str:
+    source = args.data if args.data in data.DATASETS else f"folder {Path(args.data).name}"
+    schedule = f"{args.head_epochs} head + {args.epochs} full epochs" if args.head_epochs else f"{args.epochs} epochs"
+    extras = ", ImageNet start" if args.pretrained else ""
+    extras += f", started from checkpoint {args.init}" if args.init else ""
+    extras += ", rotation/flip augmentation" if args.augment else ""
+    return (f"{source}: {sizes['train']} training and {sizes['val']} validation images (best epoch kept); "
+            f"{schedule}, {args.optimizer} lr {args.lr}, batch {args.batch_size}{extras}")
+
+
+def fit(args: argparse.Namespace, model: nn.Module, detector: Detector, run_dir: Path) -> dict[str, Any]:
+    """Train with resume; returns the run state (``best_model`` holds the selected weights)."""
+    sets = {split: _items(args, split) for split in ("train", "val")}
+    arrays = {s: data.decode_arrays(i, detector.input_size, _tag(args, s), args.workers) for s, i in sets.items()}
+    labels = {s: data.labels_of(i) for s, i in sets.items()}
+    state = _load_state(run_dir, args) or {"epoch": 0, "history": [], "best": None, "args": vars(args),
+                                            "sizes": {s: len(i) for s, i in sets.items()}}
+    if state["epoch"]:
+        model.load_state_dict(state["model"])
+        torch.set_rng_state(state["rng"])
+        print(f"resuming {run_dir} after epoch {state['epoch']}")
+    optimizer, optimizer_phase = None, None
+    for epoch in range(state["epoch"], args.head_epochs + args.epochs):
+        phase = _phase(args, epoch)[0]
+        if phase != optimizer_phase:
+            optimizer, optimizer_phase = make_optimizer(args, _set_trainable(model, phase), _phase(args, epoch)[3]), phase
+            if state.get("optimizer_phase") == phase:
+                optimizer.load_state_dict(state["optimizer"])
+        _set_trainable(model, phase)
+        loss = train_epoch(model, detector, optimizer, arrays["train"], labels["train"], args, epoch)
+        val = validate(model, detector, arrays["val"], labels["val"], args.batch_size)
+        record = {"epoch": epoch + 1, "phase": phase, "train_loss": loss, "val_loss": val["loss"],
+                  "val_accuracy": val["accuracy"]}
+        print(json.dumps(record))
+        state["history"].append(record)
+        if state["best"] is None or (val["accuracy"], -val["loss"]) > (state["best"]["val_accuracy"], -state["best"]["val_loss"]):
+            state["best"], state["best_model"] = record, {k: v.clone() for k, v in model.state_dict().items()}
+        state.update(epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(), optimizer_phase=phase,
+                     rng=torch.get_rng_state())
+        _save_state(run_dir, state)
+    return state
+
+
+def main(args: argparse.Namespace) -> Path:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    name = args.name or out.name
+    run_dir = Path(args.run_dir) if args.run_dir else get_settings().cache_dir / "runs" / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    size = args.input_size or get_architecture(args.arch).default_input_size
+    model = build_model(args.arch, size, pretrained=args.pretrained)
+    if args.init:
+        model.load_state_dict(load_checkpoint(args.init).model.state_dict())
+    config = CheckpointConfig(architecture=args.arch, input_size=size, name=name, display_name=args.display_name,
+                              description=args.description, command=command_line(get_args_parser(), args))
+    state = fit(args, model, Detector(Checkpoint(model, config, "training")), run_dir)
+    model.load_state_dict(state["best_model"])
+    config.trained_on = _describe(args, state["sizes"])
+    return finish(model, config, args, out, state["best"])
+
+
+def finish(model: nn.Module, config: CheckpointConfig, args: argparse.Namespace, out: Path,
+           best: dict[str, Any]) -> Path:
+    """Save the selected weights, then measure them as saved and record the test metrics in config.json."""
+    save_checkpoint(model, config, out)
+    if args.half:
+        to_half(out)
+    saved = load_checkpoint(str(out))
+    if args.data in data.TEST_BENCHMARKS:
+        names = data.TEST_BENCHMARKS[args.data]
+        items = {n: data.benchmark_items(n, args.data_dir) for n in names}
+    else:
+        items = {"test": _items(args, "test")}
+    if args.limit:
+        items = {n: data.interleave(i, args.limit) for n, i in items.items()}
+    config.metrics = {"validation": {"accuracy": best["val_accuracy"], "epoch": best["epoch"]},
+                      **evaluate_benchmarks(Detector(saved), items, args.batch_size)}
+    save_checkpoint(saved.model, config, out)
+    if args.half:
+        to_half(out)
+    print(json.dumps({k: v.get("accuracy") for k, v in config.metrics.items()}))
+    return out
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
