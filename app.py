@@ -28,8 +28,8 @@ def build_app(catalog: ModelCatalog, settings: Settings, quiz: Quiz | None = Non
     with gr.Blocks(title="GAUNTLET — explainable AI-image detector") as demo:
         gr.Markdown(INTRO)
         with gr.Tab("Detector"):
-            build_detector_tab(catalog.analyse, catalog.choices(), catalog.default_key,
-                               example_images(settings.data_dir))
+            build_detector_tab(catalog.predict, catalog.analyse, catalog.choices(), catalog.default_key,
+                               example_images(settings.data_dir), settings.predict_concurrency)
         with gr.Tab("Spot the fake"):
             build_quiz_tab(demo, quiz, catalog.choices(), catalog.default_key)
         with gr.Tab("Classroom"):

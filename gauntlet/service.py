@@ -6,6 +6,7 @@ state never lives here; the UI keeps it in ``gr.State``.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import logging
 import threading
@@ -91,7 +92,9 @@ class ModelCatalog:
                 else:
                     checkpoint = load_checkpoint(entry.source)
                 self._detectors[key] = Detector(checkpoint)
-                self._explainers[key] = ExplainerSet(self._detectors[key])
+                # Explanations attach hooks and swap layers: they get their own copy of the network,
+                # so verdicts for other visitors never wait for them or see their hooks.
+                self._explainers[key] = ExplainerSet(Detector(copy.deepcopy(checkpoint)))
                 log.info("Loaded model %s from %s", key, checkpoint.source)
             return self._detectors[key]
 
@@ -99,12 +102,17 @@ class ModelCatalog:
         self.detector(key)
         return self._explainers[key]
 
+    def predict(self, source, key: str) -> Analysis:
+        """Load an upload safely and classify it (no explanations: milliseconds)."""
+        image = load_image(source, max_pixels=get_settings().max_pixels)
+        prediction = self.detector(key).predict(image)
+        return Analysis(image=image, prediction=prediction, model_label=self.entries[key].label)
+
     def analyse(self, source, key: str, methods: list[str], variant: str = "fast", layers: str = "last",
                 progress: ProgressFn = None) -> Analysis:
         """Load an upload safely, classify it and explain the predicted class with each method."""
-        image = load_image(source, max_pixels=get_settings().max_pixels)
-        detector = self.detector(key)
-        analysis = Analysis(image=image, prediction=detector.predict(image), model_label=self.entries[key].label)
+        analysis = self.predict(source, key)
+        image = analysis.image
         for index, method in enumerate(methods):
             chosen = variant if variant in available_variants(method) else "full"
             if progress:
@@ -117,7 +125,7 @@ class ModelCatalog:
         return analysis
 
     def _lock_for(self, key: str) -> threading.Lock:
-        """Explainers hold hooks on a shared model: one explanation per model at a time."""
+        """Explainers hold hooks on their model copy: one explanation per model at a time."""
         with self._lock:
             return self._model_locks.setdefault(key, threading.Lock())
 

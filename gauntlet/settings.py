@@ -60,6 +60,7 @@ class Settings:
     explain_timeout_s: float
     queue_max_size: int
     concurrency_limit: int
+    predict_concurrency: int
     default_models: tuple[str, ...]
 
 
@@ -81,5 +82,6 @@ def get_settings() -> Settings:
         explain_timeout_s=_env_float("GAUNTLET_EXPLAIN_TIMEOUT_S", 120.0),
         queue_max_size=_env_int("GAUNTLET_QUEUE_MAX_SIZE", 64),
         concurrency_limit=_env_int("GAUNTLET_CONCURRENCY", 2),
+        predict_concurrency=_env_int("GAUNTLET_PREDICT_CONCURRENCY", 4),
         default_models=tuple(m.strip() for m in models.split(",") if m.strip()),
     )

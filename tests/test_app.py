@@ -89,3 +89,10 @@ def test_only_example_images_are_served_from_the_data_folder(checkpoints, tmp_pa
         assert status(data / "rvaa" / "REAL" / "real_0.png") == 200, "an example (val split) is served"
         assert status(data / "rvaa" / "manifest.csv") == 403, "the manifest (all answers) is not"
         assert status(data / "rvaa" / "FAKE" / "fake_1.png") == 403, "test-split images are not"
+
+
+def test_verdict_endpoint_answers_without_explanations(checkpoints, photo, tmp_path):
+    with running_app({"GAUNTLET_CHECKPOINTS_DIR": str(checkpoints), "GAUNTLET_DATA_DIR": str(tmp_path)}) as url:
+        client = Client(url, verbose=False)
+        preview, label, summary = client.predict(handle_file(photo), "tiny-baseline", api_name="/predict")
+        assert label["label"] in {"REAL", "FAKE"} and "The model thinks" in summary

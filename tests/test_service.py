@@ -26,10 +26,13 @@ def test_catalog_lists_bundled_models_best_first_with_training_data(catalog):
     assert default_model_order(["x-cifake", "y-rvaa", "z-mixed"]) == ["z-mixed", "y-rvaa", "x-cifake"]
 
 
-def test_detector_and_explainers_are_built_once(catalog):
+def test_detector_and_explainers_are_built_once(catalog, rgb_image):
     assert catalog.detector("baseline-cifake") is catalog.detector("baseline-cifake")
     explainers = catalog.explainers("baseline-cifake")
     assert explainers.get("grad_cam", "fast") is explainers.get("grad_cam", "fast")
+    assert explainers.detector.model is not catalog.detector("baseline-cifake").model, "explanations use a copy"
+    verdict = catalog.predict(rgb_image, "baseline-cifake").prediction
+    assert verdict.probabilities == explainers.detector.predict(rgb_image).probabilities
 
 
 def test_analyse_returns_verdict_and_one_overlay_per_method(catalog, tmp_path):
@@ -57,7 +60,7 @@ def test_bad_upload_is_a_human_error(catalog, tmp_path):
 
 def test_slow_explanations_are_stopped_and_leave_the_model_intact(catalog, rgb_image, monkeypatch):
     monkeypatch.setenv("GAUNTLET_EXPLAIN_TIMEOUT_S", "0.000001")
-    detector = catalog.detector("lite0-mixed")
+    detector = catalog.explainers("lite0-mixed").detector
     before = detector.predict(rgb_image).probabilities
     with pytest.raises(ExplanationTimeout, match="took longer than"):
         catalog.analyse(rgb_image, "lite0-mixed", ["ablation_cam"], "full")

@@ -16,6 +16,23 @@ LAYER_CHOICES = [("Last block", "last"), ("Last three blocks together", "last3")
 HISTORY_LIMIT = 20
 
 
+def make_predict_handler(predict: Callable[..., Analysis]) -> Callable:
+    """The upload handler: the verdict alone, in milliseconds -> (preview, label, summary)."""
+
+    @human_errors("reading the image")
+    def run(path, model_key):
+        if not path:
+            raise gr.Error("Please upload an image first (or click one of the examples).", print_exception=False)
+        analysis = predict(path, model_key)
+        return analysis.image, analysis.prediction.probabilities, _summary(analysis)
+
+    return run
+
+
+def _summary(analysis: Analysis) -> str:
+    return f"{verdict_sentence(analysis.prediction)}  \nModel: {analysis.model_label}"
+
+
 def make_analyse_handler(analyse: Callable[..., Analysis]) -> Callable:
     """The click handler: ``analyse`` result -> (preview, label, summary, gallery tiles, notes, history)."""
 
@@ -28,7 +45,7 @@ def make_analyse_handler(analyse: Callable[..., Analysis]) -> Callable:
         analysis = analyse(path, model_key, list(methods or []), variant, layers,
                            progress=lambda fraction, text: progress(fraction, desc=text))
         tiles = [(image, method_caption(e)) for image, e in zip(analysis.overlays, analysis.explanations)]
-        summary = f"{verdict_sentence(analysis.prediction)}  \nModel: {analysis.model_label}"
+        summary = _summary(analysis)
         history = (history or [])[-(HISTORY_LIMIT - 1):] + [
             {"verdict": analysis.prediction.predicted_label, "fake": round(analysis.prediction.fake_probability, 4)}]
         return (analysis.image, analysis.prediction.probabilities, summary, tiles,
@@ -37,9 +54,13 @@ def make_analyse_handler(analyse: Callable[..., Analysis]) -> Callable:
     return run
 
 
-def build_detector_tab(analyse: Callable[..., Analysis], model_choices: list[tuple[str, str]],
-                       default_model: str | None, examples: list[str]) -> None:
-    """Wire the detector tab to ``analyse(path, model_key, methods, variant, layers, progress)``."""
+def build_detector_tab(predict: Callable[..., Analysis], analyse: Callable[..., Analysis],
+                       model_choices: list[tuple[str, str]], default_model: str | None, examples: list[str],
+                       predict_concurrency: int = 4) -> None:
+    """Wire the tab: an upload shows ``predict``'s verdict at once, then ``analyse`` adds the explanations.
+
+    The verdict has its own concurrency group, so it never queues behind slow explanations.
+    """
 
     history = gr.State([])
     with gr.Row():
@@ -61,6 +82,10 @@ def build_detector_tab(analyse: Callable[..., Analysis], model_choices: list[tup
             summary = gr.Markdown()
             gallery = gr.Gallery(label="Where the model looked", columns=3, height="auto", object_fit="contain")
             notes = gr.Markdown()
-    gr.on([button.click, upload.upload], make_analyse_handler(analyse), inputs=[upload, model, methods, variant, layers, history],
-          outputs=[preview, verdict, summary, gallery, notes, history], api_name="analyse",
-          concurrency_limit="default")
+    verdict_outputs = [preview, verdict, summary]
+    shown = upload.upload(make_predict_handler(predict), inputs=[upload, model], outputs=verdict_outputs,
+                          api_name="predict", concurrency_limit=predict_concurrency, concurrency_id="predict")
+    explain = dict(fn=make_analyse_handler(analyse), inputs=[upload, model, methods, variant, layers, history],
+                   outputs=[*verdict_outputs, gallery, notes, history], concurrency_limit="default")
+    button.click(**explain, api_name="analyse")
+    shown.success(**explain, api_visibility="private")
