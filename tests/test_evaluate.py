@@ -125,13 +125,12 @@ def test_model_card_renders_recorded_metrics(tmp_path, monkeypatch):
     metrics = {"rvaa_test": evaluate.confusion_metrics(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]))}
     make_checkpoint(tmp_path / "ckpts" / "tiny", "baseline_cnn", metrics=metrics, command="python -m training.train X")
     monkeypatch.setenv("GAUNTLET_CHECKPOINTS_DIR", str(tmp_path / "ckpts"))
-    monkeypatch.setattr(model_card, "REPO_ROOT", tmp_path)
     docs = tmp_path / "docs"
     (docs).mkdir()
     (docs / model_card.CROSS_EVAL).write_text(json.dumps({
         "date": "2024-01-01", "benchmarks": ["faces"], "n": {"faces": 4}, "max_images": None,
         "results": {"tiny": {"faces": {"accuracy": 0.25}}}}))
-    card = model_card.render(tmp_path / "ckpts", docs)
+    card = model_card.render(tmp_path / "ckpts", docs, tmp_path)
     assert "| RVAA test | 4 | 75.00% | 66.67% | 100.00% | 80.00% | [[1, 1], [0, 2]] |" in card
     assert "python -m training.train X" in card and "| `tiny` | 25.00% |" in card
-    assert (docs / "tiny_confusion.png").is_file()
+    assert (docs / "tiny_confusion.png").is_file() and "(docs/tiny_confusion.png)" in card

@@ -47,6 +47,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32])
     parser.add_argument("--root", default=None, help="folder of the grid's runs (default: cache dir/grid/DATA)")
     parser.add_argument("--markdown", default=None, help="write the results table here")
+    parser.add_argument("--render-only", action="store_true", help="only tabulate the finished runs under --root")
     return parser
 
 
@@ -54,7 +55,8 @@ def main(args: argparse.Namespace, train_argv: list[str], command: str = "") -> 
     """Run the missing configurations (other arguments go to training.train), then tabulate all."""
     root = Path(args.root or get_settings().cache_dir / "grid" / Path(
         train.get_args_parser().parse_args([*train_argv, "--out", "x"]).data).name)
-    for optimizer, lr, batch_size in itertools.product(args.optimizers, args.lrs, args.batch_sizes):
+    grid = [] if args.render_only else itertools.product(args.optimizers, args.lrs, args.batch_sizes)
+    for optimizer, lr, batch_size in grid:
         folder = root / run_name(optimizer, lr, batch_size)
         if (folder / "out" / CONFIG_NAME).is_file():
             continue

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,16 @@ def cross_evaluate(names: list[str], benchmarks: list[str], data_dir: str | None
             "n": {b: len(items) for b, items in sets.items()}, "results": results}
 
 
+def merge(new: dict[str, Any], stored: Path, bundled: list[str]) -> dict[str, Any]:
+    """Add the rows of ``new`` to the stored results measured the same way (still-bundled checkpoints only)."""
+    if stored.is_file():
+        old = json.loads(stored.read_text())
+        if (old["benchmarks"], old.get("max_images")) == (new["benchmarks"], new["max_images"]):
+            kept = {k: v for k, v in old["results"].items() if k in bundled and k not in new["results"]}
+            new["results"] = dict(sorted({**kept, **new["results"]}.items()))
+    return new
+
+
 def confusion_chart(name: str, metrics: dict[str, dict[str, Any]], folder: Path) -> Path:
     """One PNG with a confusion-matrix panel per test set of a checkpoint."""
     import matplotlib
@@ -95,7 +106,7 @@ def _pct(value: float) -> str:
     return f"{value:.2%}"
 
 
-def checkpoint_section(name: str, folder: Path, docs: Path) -> str:
+def checkpoint_section(name: str, folder: Path, docs: Path, card_dir: Path) -> str:
     """Markdown for one bundled checkpoint: what it is, how it was made, its recorded test metrics."""
     config = read_config(folder)
     tests = {k: v for k, v in config.metrics.items() if "confusion_matrix" in v}
@@ -115,7 +126,7 @@ def checkpoint_section(name: str, folder: Path, docs: Path) -> str:
                      f"{_pct(m['recall'])} | {_pct(m['f1'])} | {m['confusion_matrix']} |")
     if tests:
         chart = confusion_chart(name, tests, docs)
-        lines += ["", f"![Confusion matrices of {name}]({chart.relative_to(REPO_ROOT).as_posix()})"]
+        lines += ["", f"![Confusion matrices of {name}]({Path(os.path.relpath(chart, card_dir)).as_posix()})"]
     return "\n".join(lines) + "\n"
 
 
@@ -144,10 +155,10 @@ def latency_section(latency: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(checkpoints_dir: Path, docs: Path) -> str:
-    """The whole card as Markdown."""
+def render(checkpoints_dir: Path, docs: Path, card_dir: Path = REPO_ROOT) -> str:
+    """The whole card as Markdown (image links relative to ``card_dir``, where the card is written)."""
     names = bundled_names(checkpoints_dir)
-    parts = [INTRO, "## Checkpoints\n"] + [checkpoint_section(n, checkpoints_dir / n, docs) for n in names]
+    parts = [INTRO, "## Checkpoints\n"] + [checkpoint_section(n, checkpoints_dir / n, docs, card_dir) for n in names]
     for file, section in ((CROSS_EVAL, cross_section), (LATENCY, latency_section)):
         if (docs / file).is_file():
             parts.append(section(json.loads((docs / file).read_text())))
@@ -160,6 +171,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--benchmarks", nargs="+", default=CROSS_BENCHMARKS, choices=list(data.BENCHMARKS))
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--checkpoints", nargs="+", default=None,
+                        help="evaluate only these (merged into the stored results; default: every bundled one)")
     parser.add_argument("--max-images", type=int, default=None,
                         help="cut larger benchmarks to N images by the --limit rule (CPU budget)")
     parser.add_argument("--docs", default=str(DOCS), help="folder for charts and stored results")
@@ -171,12 +184,13 @@ def main(args: argparse.Namespace) -> Path:
     checkpoints_dir = get_settings().checkpoints_dir
     docs = Path(args.docs)
     if args.evaluate:
-        cross = cross_evaluate(bundled_names(checkpoints_dir), args.benchmarks, args.data_dir, args.batch_size,
-                               args.max_images)
+        names = args.checkpoints or bundled_names(checkpoints_dir)
+        cross = merge(cross_evaluate(names, args.benchmarks, args.data_dir, args.batch_size, args.max_images),
+                      docs / CROSS_EVAL, bundled_names(checkpoints_dir))
         docs.mkdir(parents=True, exist_ok=True)
         (docs / CROSS_EVAL).write_text(json.dumps(cross, indent=2) + "\n")
     out = Path(args.out)
-    out.write_text(render(checkpoints_dir, docs))
+    out.write_text(render(checkpoints_dir, docs, out.resolve().parent))
     print(f"wrote {out}")
     return out
 

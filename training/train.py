@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from gauntlet.checkpoint import Checkpoint, CheckpointConfig, load_checkpoint, save_checkpoint, to_half
+from gauntlet.checkpoint import Checkpoint, CheckpointConfig, load_checkpoint, load_folder, save_checkpoint, to_half
 from gauntlet.detector import Detector
 from gauntlet.models import build_model, get_architecture
 from gauntlet.settings import get_settings
@@ -196,11 +196,11 @@ def fit(args: argparse.Namespace, model: nn.Module, detector: Detector, run_dir:
     optimizer, optimizer_phase = None, None
     for epoch in range(state["epoch"], args.head_epochs + args.epochs):
         phase = _phase(args, epoch)[0]
+        params = _set_trainable(model, phase)
         if phase != optimizer_phase:
-            optimizer, optimizer_phase = make_optimizer(args, _set_trainable(model, phase), _phase(args, epoch)[3]), phase
+            optimizer, optimizer_phase = make_optimizer(args, params, _phase(args, epoch)[3]), phase
             if state.get("optimizer_phase") == phase:
                 optimizer.load_state_dict(state["optimizer"])
-        _set_trainable(model, phase)
         loss = train_epoch(model, detector, optimizer, arrays["train"], labels["train"], args, epoch)
         val = validate(model, detector, arrays["val"], labels["val"], args.batch_size)
         record = {"epoch": epoch + 1, "phase": phase, "train_loss": loss, "val_loss": val["loss"],
@@ -243,7 +243,7 @@ def finish(model: nn.Module, config: CheckpointConfig, args: argparse.Namespace,
     save_checkpoint(model, config, out)
     if args.half:
         to_half(out)
-    saved = load_checkpoint(str(out))
+    saved = load_folder(out)
     if args.data in data.TEST_BENCHMARKS:
         names = data.TEST_BENCHMARKS[args.data]
         items = {n: data.benchmark_items(n, args.data_dir) for n in names}

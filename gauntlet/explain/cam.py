@@ -13,6 +13,8 @@ from ..detector import Detector
 from ..models import resolve_layers
 from .base import Explainer, ProgressFn
 
+ABLATION_OFFSET = 1e7  # pytorch-grad-cam's AblationLayer: how far below the minimum an ablated channel goes
+
 
 class PytorchGradCamExplainer(Explainer):
     """Holds one pytorch-grad-cam object, built once; its hooks live only during ``compute``.
@@ -64,6 +66,29 @@ class ScoreCamExplainer(PytorchGradCamExplainer):
         return cam
 
 
+class PerImageAblationLayer(AblationLayer):
+    """pytorch-grad-cam's ablation rule with one value per image: 0 if the map's minimum is 0, else min - 1e7.
+
+    The library's own layer re-reads the minimum after every ablated copy in a
+    batch, so the value it writes drifts by -1e7 per batch position; computing
+    it once keeps the result independent of the batch size (and equal to the
+    library's with ``batch_size=1``).
+    """
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        output = self.activations
+        value = ablation_value(output)
+        for i in range(output.size(0)):
+            output[i, self.indices[i], :] = value
+        return output
+
+
+def ablation_value(activations: torch.Tensor) -> float:
+    """The value an ablated channel takes: 0 if the smallest activation is 0, else that minimum - 1e7."""
+    low = float(activations.min())
+    return 0.0 if low == 0 else low - ABLATION_OFFSET
+
+
 class AblationCamExplainer(PytorchGradCamExplainer):
     key, title = "ablation_cam", "Ablation-CAM"
     caption = ("Ablation-CAM switches off one feature map at a time and measures how much the verdict drops. "
@@ -71,4 +96,4 @@ class AblationCamExplainer(PytorchGradCamExplainer):
 
     def make_cam(self, layers: list[torch.nn.Module]):
         return AblationCAM(model=self.detector.model, target_layers=layers,
-                           ablation_layer=AblationLayer(), batch_size=32)
+                           ablation_layer=PerImageAblationLayer(), batch_size=32)

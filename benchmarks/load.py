@@ -1,0 +1,237 @@
+"""Load test: N simulated users drive the real app on 127.0.0.1 for a fixed time.
+
+    python -m benchmarks.load [--clients 20] [--duration 120] [--json OUT]
+
+The app runs as a child process (``python app.py``, see :mod:`benchmarks.server`)
+on a free loopback port. Each user is a ``gradio_client.Client`` (its own
+session) that loops over three kinds of request until the time is up: a
+verdict alone, a verdict with the default fast explanations, and a quiz round
+(guess, reveal, next image) when a quiz deck is playable. Every request has a
+timeout, so the run always ends. The report gives p50/p95/max latency and
+errors per kind, and the server's resident memory (start, peak, end) and how
+much Gradio's upload/output cache grew.
+
+The model is the bundled default when ``checkpoints/`` has one, else (or with
+``--random ARCHITECTURE``) a random-weight model at its real input size: same
+compute as a trained one; the verdicts are meaningless, the timings are not.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from benchmarks.server import AppServer, rss_bytes
+from gauntlet.checkpoint import CheckpointConfig, bundled_names, save_checkpoint
+from gauntlet.models import build_model, get_architecture
+from gauntlet.service import DEFAULT_METHODS, default_model_order
+from gauntlet.settings import get_settings
+
+REQUEST_TIMEOUT_S = 120.0
+FAST_METHODS = list(DEFAULT_METHODS)
+
+
+@dataclass
+class Sample:
+    """One request: its kind, how long it took end to end, and the error text if it failed."""
+
+    kind: str
+    seconds: float
+    error: str = ""
+
+
+def make_images(folder: Path, count: int = 8) -> list[Path]:
+    """Distinct photo-sized JPEGs (smooth colours plus noise), generated, never copied from data."""
+    rng = np.random.RandomState(0)
+    paths = []
+    for index in range(count):
+        height, width = (480, 640) if index % 2 else (512, 512)
+        base = np.linspace(0, 255, width)[None, :, None] * rng.rand(1, 1, 3) + rng.rand(height, 1, 3) * 60
+        pixels = np.clip(base + rng.normal(0, 12, (height, width, 3)), 0, 255).astype(np.uint8)
+        paths.append(folder / f"load_{index}.jpg")
+        Image.fromarray(pixels).save(paths[-1], quality=90)
+    return paths
+
+
+def pick_model(work: Path, checkpoints: Path | None, architecture: str | None) -> tuple[Path, str]:
+    """The checkpoints folder and model to use: a random ``architecture`` when given, else the bundled
+    default of ``checkpoints`` (the app's folder by default), else a random EfficientNet-Lite0."""
+    folder = checkpoints or get_settings().checkpoints_dir
+    names = default_model_order(bundled_names(folder))
+    if names and not architecture:
+        return folder, names[0]
+    return work / "checkpoints", random_checkpoint(work / "checkpoints", architecture or "efficientnet_lite0")
+
+
+def random_checkpoint(folder: Path, architecture: str) -> str:
+    """Save a random-weight model as a checkpoint folder; returns its name."""
+    size = get_architecture(architecture).default_input_size
+    save_checkpoint(build_model(architecture, size), CheckpointConfig(architecture=architecture, input_size=size,
+                                                                      name=f"random-{architecture}"), folder / "random")
+    return "random"
+
+
+class MemoryWatch(threading.Thread):
+    """Samples the server's RSS every ``interval`` seconds until stopped."""
+
+    def __init__(self, pid: int, interval: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.samples: list[int] = [rss_bytes(pid)]
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            try:
+                self.samples.append(rss_bytes(self.pid))
+            except (OSError, ValueError):
+                return
+
+    def stop(self) -> dict[str, float]:
+        self._stop_event.set()
+        self.join(timeout=5)
+        mib = [s / 2 ** 20 for s in self.samples]
+        return {"start_mib": round(mib[0], 1), "peak_mib": round(max(mib), 1), "end_mib": round(mib[-1], 1)}
+
+
+class User:
+    """One simulated visitor with its own gradio session."""
+
+    def __init__(self, url: str, model: str, images: list[Path], deck: str | None) -> None:
+        from gradio_client import Client
+
+        self.client = Client(url, verbose=False, httpx_kwargs={"trust_env": False})
+        self.model, self.images, self.deck = model, itertools.cycle(images), deck
+        self.saved: dict | None = None
+
+    def call(self, *args, api_name: str):
+        return self.client.submit(*args, api_name=api_name).result(timeout=REQUEST_TIMEOUT_S)
+
+    def analyse(self, methods: list[str]) -> None:
+        from gradio_client import handle_file
+
+        verdict = self.call(handle_file(str(next(self.images))), self.model, methods, "fast", "last",
+                            api_name="/analyse")[1]
+        if verdict.get("label") not in ("REAL", "FAKE"):
+            raise RuntimeError(f"no verdict in the answer: {verdict}")
+
+    def quiz_round(self) -> None:
+        """Guess, see the reveal, move on; start a new game when the deck is finished."""
+        if self.saved is None:
+            self.saved = self.call(self.deck, self.model, "score_cam", api_name="/quiz_start")[0]
+        self.saved = self.call(self.saved, "score_cam", api_name="/quiz_guess_real")[0]
+        if self.call(self.saved, "score_cam", api_name="/quiz_show")[1] is None:
+            self.saved = None
+
+    def request(self, kind: str) -> None:
+        {"verdict": lambda: self.analyse([]), "explained": lambda: self.analyse(FAST_METHODS),
+         "quiz_round": self.quiz_round}[kind]()
+
+
+def drive(user: User, kinds: list[str], deadline: float, samples: list[Sample], lock: threading.Lock) -> None:
+    """Issue requests round-robin over ``kinds`` until ``deadline``; record each one."""
+    for kind in itertools.cycle(kinds):
+        if time.monotonic() >= deadline:
+            return
+        start, error = time.perf_counter(), ""
+        try:
+            user.request(kind)
+        except Exception as err:  # noqa: BLE001 - a failed request is a result to count, not a crash
+            error = f"{type(err).__name__}: {err}"[:200]
+        with lock:
+            samples.append(Sample(kind, time.perf_counter() - start, error))
+
+
+def summarise(samples: list[Sample]) -> dict[str, dict]:
+    """Per kind: count, errors (and the first few messages), p50, p95 and max latency in seconds."""
+    table = {}
+    for kind in sorted({s.kind for s in samples}):
+        rows = [s for s in samples if s.kind == kind]
+        ok = np.array([s.seconds for s in rows if not s.error]) if any(not s.error for s in rows) else np.zeros(1)
+        errors = [s.error for s in rows if s.error]
+        table[kind] = {"requests": len(rows), "errors": len(errors), "error_examples": sorted(set(errors))[:3],
+                       "p50_s": round(float(np.percentile(ok, 50)), 3), "p95_s": round(float(np.percentile(ok, 95)), 3),
+                       "max_s": round(float(ok.max()), 3)}
+    return table
+
+
+def folder_size(folder: Path) -> dict[str, float]:
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    return {"files": len(files), "mib": round(sum(p.stat().st_size for p in files) / 2 ** 20, 1)}
+
+
+def playable_deck(user: User, deck: str) -> str | None:
+    """``deck`` if the app can start a game with it (the quiz needs its image data)."""
+    try:
+        user.call(deck, user.model, "score_cam", api_name="/quiz_start")
+        return deck
+    except Exception:  # noqa: BLE001 - no quiz endpoint or no data: the run goes on without quiz rounds
+        return None
+
+
+def run(clients: int, duration: float, checkpoints: Path | None, architecture: str | None, deck: str) -> dict:
+    """Start the app, drive it with ``clients`` users for ``duration`` seconds, stop it, report."""
+    work = Path(tempfile.mkdtemp(prefix="gauntlet-load-"))
+    checkpoints, model = pick_model(work, checkpoints, architecture)
+    env = {"GAUNTLET_CHECKPOINTS_DIR": str(checkpoints), "GAUNTLET_CACHE_DIR": str(work / "cache"),
+           "GAUNTLET_CLASSROOM_DB": str(work / "classroom.sqlite3"), "GRADIO_TEMP_DIR": str(work / "gradio")}
+    images = make_images(work)
+    with AppServer(env) as server:
+        watch = MemoryWatch(server.pid)
+        watch.start()
+        users = [User(server.url, model, images, deck) for _ in range(clients)]
+        kinds = ["verdict", "explained"] + (["quiz_round"] if playable_deck(users[0], deck) else [])
+        samples: list[Sample] = []
+        lock, deadline = threading.Lock(), time.monotonic() + duration
+        threads = [threading.Thread(target=drive, args=(u, kinds[i % len(kinds):] + kinds[:i % len(kinds)],
+                                                        deadline, samples, lock), daemon=True)
+                   for i, u in enumerate(users)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()) + REQUEST_TIMEOUT_S + 30)
+        memory = watch.stop()
+        traceback_in_log = "Traceback" in server.log_text()
+    return {"clients": clients, "duration_s": duration, "model": model, "kinds": kinds,
+            "latency": summarise(samples), "server_memory": memory, "gradio_cache": folder_size(work / "gradio"),
+            "traceback_in_server_log": traceback_in_log, "samples": [asdict(s) for s in samples]}
+
+
+def print_report(result: dict) -> None:
+    print(f"\n{result['clients']} clients for {result['duration_s']:.0f} s, model {result['model']}")
+    print(f"{'kind':<12}{'requests':>9}{'errors':>8}{'p50 s':>8}{'p95 s':>8}{'max s':>8}")
+    for kind, row in result["latency"].items():
+        print(f"{kind:<12}{row['requests']:>9}{row['errors']:>8}{row['p50_s']:>8}{row['p95_s']:>8}{row['max_s']:>8}")
+        for example in row["error_examples"]:
+            print(f"    error: {example}")
+    memory, cache = result["server_memory"], result["gradio_cache"]
+    print(f"server RSS MiB: start {memory['start_mib']}, peak {memory['peak_mib']}, end {memory['end_mib']}")
+    print(f"gradio cache after the run: {cache['files']} files, {cache['mib']} MiB; "
+          f"traceback in server log: {result['traceback_in_server_log']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--duration", type=float, default=120.0, help="seconds of load (requests then finish)")
+    parser.add_argument("--checkpoints", type=Path, help="folder of checkpoints (default: the app's)")
+    parser.add_argument("--random", metavar="ARCHITECTURE", help="use a random-weight model of this architecture")
+    parser.add_argument("--deck", default="tiny_images", help="quiz deck for quiz rounds")
+    parser.add_argument("--json", type=Path, help="write the full result (with every sample) here")
+    args = parser.parse_args()
+    result = run(args.clients, args.duration, args.checkpoints, args.random, args.deck)
+    print_report(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
