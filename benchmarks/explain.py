@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shlex
 import statistics
 import sys
@@ -66,10 +67,11 @@ def rss_mb() -> float:
     return pages * 4096 / 2**20
 
 
-def timed(explainer: Explainer, image: Image.Image) -> tuple[Explanation, float]:
-    start = time.perf_counter()
+def timed(explainer: Explainer, image: Image.Image) -> tuple[Explanation, float, float]:
+    """The explanation, its wall time and the CPU time this process spent on it (robust to other load)."""
+    wall, cpu = time.perf_counter(), time.process_time()
     explanation = explainer.explain(image)
-    return explanation, time.perf_counter() - start
+    return explanation, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def fast_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -81,7 +83,7 @@ def fast_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def measure_method(detector: Detector, method: str, images: list[tuple[str, Image.Image]], full_images: int,
                    options: dict[str, Any], steps: int) -> tuple[dict[str, Any], list[float]]:
     """One method, both variants: latencies, faithfulness, and the fast time per image."""
-    runs: dict[str, list[tuple[float, float, float]]] = {"fast": [], "full": []}
+    runs: dict[str, list[tuple[float, ...]]] = {"fast": [], "full": []}
     with REGISTRY[(method, "fast")](detector, "last", **options) as fast, \
             REGISTRY[(method, "full")](detector, "last") as full:
         timed(fast, images[0][1])  # warm-up: first-call allocations are not what a visitor waits for
@@ -89,11 +91,11 @@ def measure_method(detector: Detector, method: str, images: list[tuple[str, Imag
             for variant, explainer in (("fast", fast), ("full", full)):
                 if variant == "full" and index >= full_images:
                     continue
-                explanation, seconds = timed(explainer, image)
+                explanation, seconds, cpu = timed(explainer, image)
                 scores = explanation_faithfulness(detector, explanation, steps)
-                runs[variant].append((seconds, *scores))
-                print(f"  {method:12s} {variant:4s} {name:24s} {seconds:8.2f} s  deletion {scores[0]:.3f}  "
-                      f"insertion {scores[1]:.3f}", flush=True)
+                runs[variant].append((seconds, *scores, cpu))
+                print(f"  {method:12s} {variant:4s} {name:24s} {seconds:8.2f} s (cpu {cpu:7.2f} s)  "
+                      f"deletion {scores[0]:.3f}  insertion {scores[1]:.3f}", flush=True)
     paired = runs["fast"][:full_images]
     result = {
         "full_s": statistics.median(r[0] for r in runs["full"]),
@@ -102,6 +104,8 @@ def measure_method(detector: Detector, method: str, images: list[tuple[str, Imag
         "fast_deletion_auc": float(np.mean([r[1] for r in paired])),
         "full_insertion_auc": float(np.mean([r[2] for r in runs["full"]])),
         "fast_insertion_auc": float(np.mean([r[2] for r in paired])),
+        "full_cpu_s": statistics.median(r[3] for r in runs["full"]),
+        "fast_cpu_s": statistics.median(r[3] for r in runs["fast"]),
         "n_full_images": len(runs["full"]), "n_fast_images": len(runs["fast"]), "fast_options": options,
     }
     result["speedup"] = result["full_s"] / result["fast_s"]
@@ -136,7 +140,9 @@ def markdown_table(result: dict[str, Any]) -> str:
                      f"| {r['full_deletion_auc']:.3f} / {r['fast_deletion_auc']:.3f} "
                      f"| {r['full_insertion_auc']:.3f} / {r['fast_insertion_auc']:.3f} |")
     lines.append(f"\nAll {len(result['methods'])} fast explanations of one image together: "
-                 f"{result['all_fast_s']:.2f} s (median).")
+                 f"{result['all_fast_s']:.2f} s (median). {result['checkpoint']}, {result['n_images']} RVAA test "
+                 f"images ({result['n_full_images']} for the full methods), {result['threads']} threads, "
+                 f"load average {result['load_average_at_start']:.1f} at the start.")
     return "\n".join(lines)
 
 
@@ -166,6 +172,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     options = fast_options(args)
     result: dict[str, Any] = {"checkpoint": checkpoint, "n_images": len(images), "n_full_images": full_images,
                               "threads": args.threads, "steps": args.steps, "methods": {},
+                              "load_average_at_start": os.getloadavg()[0],
                               "command": shlex.join(["python", "-m", "benchmarks.explain", *sys.argv[1:]])}
     fast_times = []
     for method in args.methods:
@@ -174,6 +181,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                                                           options[method], args.steps)
         fast_times.append(times)
     result.update(result["methods"])
+    result["load_average_at_end"] = os.getloadavg()[0]
     result["all_fast_s"] = statistics.median(map(sum, zip(*fast_times)))
     if args.memory:
         result["memory"] = measure_memory(detector, images, args.memory, options)

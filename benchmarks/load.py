@@ -179,30 +179,44 @@ def playable_deck(user: User, deck: str) -> str | None:
 
 def run(clients: int, duration: float, checkpoints: Path | None, architecture: str | None, deck: str) -> dict:
     """Start the app, drive it with ``clients`` users for ``duration`` seconds, stop it, report."""
-    work = Path(tempfile.mkdtemp(prefix="gauntlet-load-"))
-    checkpoints, model = pick_model(work, checkpoints, architecture)
-    env = {"GAUNTLET_CHECKPOINTS_DIR": str(checkpoints), "GAUNTLET_CACHE_DIR": str(work / "cache"),
-           "GAUNTLET_CLASSROOM_DB": str(work / "classroom.sqlite3"), "GRADIO_TEMP_DIR": str(work / "gradio")}
-    images = make_images(work)
-    with AppServer(env) as server:
-        watch = MemoryWatch(server.pid)
-        watch.start()
-        users = [User(server.url, model, images, deck) for _ in range(clients)]
-        kinds = ["verdict", "explained"] + (["quiz_round"] if playable_deck(users[0], deck) else [])
-        samples: list[Sample] = []
-        lock, deadline = threading.Lock(), time.monotonic() + duration
-        threads = [threading.Thread(target=drive, args=(u, kinds[i % len(kinds):] + kinds[:i % len(kinds)],
-                                                        deadline, samples, lock), daemon=True)
-                   for i, u in enumerate(users)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()) + REQUEST_TIMEOUT_S + 30)
-        memory = watch.stop()
-        traceback_in_log = "Traceback" in server.log_text()
-    return {"clients": clients, "duration_s": duration, "model": model, "kinds": kinds,
-            "latency": summarise(samples), "server_memory": memory, "gradio_cache": folder_size(work / "gradio"),
-            "traceback_in_server_log": traceback_in_log, "samples": [asdict(s) for s in samples]}
+    with tempfile.TemporaryDirectory(prefix="gauntlet-load-") as folder:
+        work = Path(folder)
+        checkpoints, model = pick_model(work, checkpoints, architecture)
+        env = {"GAUNTLET_CHECKPOINTS_DIR": str(checkpoints), "GAUNTLET_CACHE_DIR": str(work / "cache"),
+               "GAUNTLET_CLASSROOM_DB": str(work / "classroom.sqlite3"), "GRADIO_TEMP_DIR": str(work / "gradio")}
+        with AppServer(env) as server:
+            watch = MemoryWatch(server.pid)
+            watch.start()
+            samples, kinds = drive_all(server.url, model, make_images(work), deck, clients, duration)
+            memory = watch.stop()
+            log = server.log_text()
+        return {"clients": clients, "duration_s": duration, "model": model, "kinds": kinds,
+                "latency": summarise(samples), "server_memory": memory, "gradio_cache": folder_size(work / "gradio"),
+                "traceback_in_server_log": "Traceback" in log, "first_traceback": first_traceback(log),
+                "samples": [asdict(s) for s in samples]}
+
+
+def first_traceback(log: str) -> str:
+    """The server log from its first traceback on (a few thousand characters), or ''."""
+    start = log.find("Traceback")
+    return log[start:start + 4000] if start >= 0 else ""
+
+
+def drive_all(url: str, model: str, images: list[Path], deck: str, clients: int,
+              duration: float) -> tuple[list[Sample], list[str]]:
+    """Run ``clients`` users in threads until ``duration`` has passed; each starts at a different kind."""
+    users = [User(url, model, images, deck) for _ in range(clients)]
+    kinds = ["verdict", "explained"] + (["quiz_round"] if playable_deck(users[0], deck) else [])
+    samples: list[Sample] = []
+    lock, deadline = threading.Lock(), time.monotonic() + duration
+    threads = [threading.Thread(target=drive, args=(user, kinds[i % len(kinds):] + kinds[:i % len(kinds)],
+                                                    deadline, samples, lock), daemon=True)
+               for i, user in enumerate(users)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()) + REQUEST_TIMEOUT_S + 30)
+    return samples, kinds
 
 
 def print_report(result: dict) -> None:
@@ -216,6 +230,8 @@ def print_report(result: dict) -> None:
     print(f"server RSS MiB: start {memory['start_mib']}, peak {memory['peak_mib']}, end {memory['end_mib']}")
     print(f"gradio cache after the run: {cache['files']} files, {cache['mib']} MiB; "
           f"traceback in server log: {result['traceback_in_server_log']}")
+    if result["first_traceback"]:
+        print(result["first_traceback"])
 
 
 def main() -> None:

@@ -51,16 +51,17 @@ def mib() -> float:
 
 def run(count: int, architecture: str | None, methods: list[str], variant: str) -> dict:
     """Analyse ``count`` images; RSS after each one."""
-    work = Path(tempfile.mkdtemp(prefix="gauntlet-memory-"))
-    checkpoints, model = pick_model(work, None, architecture)
-    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=checkpoints)
-    catalog.detector(model)
-    start, rss, started = mib(), [], time.perf_counter()
-    for index in range(count):
-        catalog.analyse(str(image_file(work, index)), model, methods, variant)
-        rss.append(mib())
-        if (index + 1) % 20 == 0:
-            print(f"  {index + 1} images, RSS {rss[-1]:.0f} MiB", flush=True)
+    with tempfile.TemporaryDirectory(prefix="gauntlet-memory-") as folder:
+        work = Path(folder)
+        checkpoints, model = pick_model(work, None, architecture)
+        catalog = ModelCatalog(extra_sources=(), checkpoints_dir=checkpoints)
+        catalog.detector(model)
+        start, rss, started = mib(), [], time.perf_counter()
+        for index in range(count):
+            catalog.analyse(str(image_file(work, index)), model, methods, variant)
+            rss.append(mib())
+            if (index + 1) % 20 == 0:
+                print(f"  {index + 1} images, RSS {rss[-1]:.0f} MiB", flush=True)
     after_warm_up = rss[min(WARM_UP, count) - 1]
     return {"model": model, "methods": methods, "variant": variant, "images": count,
             "seconds": round(time.perf_counter() - started, 1), "rss_start_mib": round(start, 1),

@@ -27,6 +27,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for_status(job, *names: str, timeout: float = 60.0) -> None:
+    """Wait until a ``gradio_client`` job reports one of the statuses ``names`` (e.g. "IN_QUEUE")."""
+    deadline = time.monotonic() + timeout
+    while job.status().code.name not in names:
+        if job.done() or time.monotonic() > deadline:
+            raise AssertionError(f"the job never reached {names}: it is {job.status().code.name}")
+        time.sleep(0.05)
+
+
 def rss_bytes(pid: int) -> int:
     """Resident memory of a process and its children (psutil when installed, else /proc)."""
     try:

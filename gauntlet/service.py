@@ -63,7 +63,8 @@ class ModelCatalog:
         self.entries: dict[str, ModelEntry] = {}
         for name in default_model_order(bundled_names(self.checkpoints_dir)):
             config = read_config(self.checkpoints_dir / name)
-            label = f"{config.title} — trained on {config.trained_on}" if config.trained_on else config.title
+            data = config.trained_on.split(":")[0].strip().upper()  # "rvaa: 670 training images ..." -> RVAA
+            label = f"{config.title} — trained on {data}" if data else config.title
             self.entries[name] = ModelEntry(name, label, name, True, config)
         for source in extra_sources if extra_sources is not None else settings.default_models:
             self.entries[source] = ModelEntry(source, source, source, False)

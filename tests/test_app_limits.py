@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from gradio_client.utils import QueueError, Status
+from gradio_client.utils import QueueError
 from PIL import Image
 
-from benchmarks.server import REPO_ROOT, AppServer
+from benchmarks.server import REPO_ROOT, AppServer, wait_for_status
 from conftest import make_checkpoint
 
 LIMITS = {"GAUNTLET_MAX_UPLOAD_MB": "0.1", "GAUNTLET_MAX_PIXELS": "40000", "GAUNTLET_QUEUE_MAX_SIZE": "1",
@@ -91,14 +91,6 @@ def test_the_pixel_limit_from_the_settings_refuses_in_words(client, tmp_path):
         analyse(client, gradient_png(tmp_path / "big.png", 250, 200)).result()
 
 
-def wait_for(job, *statuses: Status, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while job.status().code not in statuses:
-        assert time.monotonic() < deadline, f"job never reached {statuses}: {job.status()}"
-        assert not job.done(), f"job finished before reaching {statuses}"
-        time.sleep(0.05)
-
-
 def test_a_slow_explanation_is_stopped_at_the_time_limit(client, tmp_path):
     image = gradient_png(tmp_path / "slow.png", 160, 120)
     started = time.monotonic()
@@ -112,9 +104,9 @@ def test_a_full_queue_answers_busy_try_again_and_then_recovers(client, server, t
     image = gradient_png(tmp_path / "slow.png", 160, 120)
     tracebacks = server.log_text().count("Traceback")
     running = analyse(client, image, ["lime"], "full")  # busy until the 5 s time limit stops it
-    wait_for(running, Status.PROCESSING, Status.PROGRESS)
+    wait_for_status(running, "PROCESSING", "PROGRESS")
     waiting = analyse(client, image)
-    wait_for(waiting, Status.IN_QUEUE)
+    wait_for_status(waiting, "IN_QUEUE")
     with pytest.raises(QueueError, match="try again"):
         analyse(client, image).result()
     assert waiting.result()[1]["label"] in ("REAL", "FAKE") and running.done()

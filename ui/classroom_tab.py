@@ -124,4 +124,4 @@ def build_classroom_tab(demo: gr.Blocks, quiz: Quiz, model_choices: list[tuple[s
     close.click(human_errors("closing the room")(handlers.close), [teacher_code, teacher_key], teacher_outputs,
                 api_name="room_close")
     demo.load(human_errors("restoring your room")(handlers.restore), [progress, player.method],
-              [*player.view_outputs, board, student_timer], api_visibility="private")
+              [*player.view_outputs, board, student_timer], api_visibility="private", queue=False)

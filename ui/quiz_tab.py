@@ -154,4 +154,4 @@ def build_quiz_tab(demo: gr.Blocks, quiz: Quiz, model_choices: list[tuple[str, s
     start.click(begin, [deck, model, player.method], [progress, *player.view_outputs], api_name="quiz_start",
                 concurrency_limit=QUICK)
     demo.load(human_errors("restoring your quiz")(handlers.view), [progress, player.method], player.view_outputs,
-              api_visibility="private")
+              api_visibility="private", queue=False)
