@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 import gradio as gr
+import torch
 
 from gauntlet.model_card import load_model_card
 from gauntlet.quiz import Quiz
@@ -25,7 +26,8 @@ Then train your own eye in the quiz."""
 def build_app(catalog: ModelCatalog, settings: Settings, quiz: Quiz | None = None) -> gr.Blocks:
     """The whole UI; every tab builder receives plain callables from the library (``quiz``: decks and rooms)."""
     quiz = quiz or Quiz.from_settings(catalog, settings)
-    with gr.Blocks(title="GAUNTLET — explainable AI-image detector") as demo:
+    with gr.Blocks(title="GAUNTLET — explainable AI-image detector", analytics_enabled=False,
+                   delete_cache=(1800, 3600)) as demo:
         gr.Markdown(INTRO)
         with gr.Tab("Detector"):
             build_detector_tab(catalog.predict, catalog.analyse, catalog.choices(), catalog.default_key,
@@ -43,6 +45,8 @@ def build_app(catalog: ModelCatalog, settings: Settings, quiz: Quiz | None = Non
 def launch(settings: Settings | None = None, **kwargs) -> gr.Blocks:
     """Build and start the app with the environment's settings (``kwargs`` go to ``launch``)."""
     settings = settings or get_settings()
+    if settings.torch_threads:  # 1 is fastest when other processes share a small CPU
+        torch.set_num_threads(settings.torch_threads)
     demo = build_app(ModelCatalog(), settings)
     allowed = example_images(settings.data_dir)  # only the examples: the data folder holds quiz answers
     demo.launch(server_name=settings.host, server_port=settings.port, max_file_size=int(settings.max_upload_mb * 1024 * 1024),

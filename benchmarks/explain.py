@@ -116,8 +116,7 @@ def measure_memory(detector: Detector, images: list[tuple[str, Image.Image]], co
                    options: dict[str, dict[str, Any]]) -> dict[str, float]:
     """Explain ``count`` images in a row with the three fast explainers; RSS after a warm-up and at the end."""
     explainers = [REGISTRY[(method, "fast")](detector, "last", **options[method]) for method in METHODS]
-    warmup = min(10, count)
-    start = 0.0
+    warmup, start = min(10, count // 2), 0.0
     for index in range(count):
         if index == warmup:
             start = rss_mb()

@@ -4,9 +4,10 @@
 
 The app runs as a child process (``python app.py``, see :mod:`benchmarks.server`)
 on a free loopback port. Each user is a ``gradio_client.Client`` (its own
-session) that loops over three kinds of request until the time is up: a
-verdict alone, a verdict with the default fast explanations, and a quiz round
-(guess, reveal, next image) when a quiz deck is playable. Every request has a
+session) that loops over three kinds of request until the time is up: the
+verdict alone (``/predict``, what an upload triggers), the Analyse button
+(``/analyse`` with the default fast explanations), and a quiz round (guess,
+reveal, next image) when a quiz deck is playable. Every request has a
 timeout, so the run always ends. The report gives p50/p95/max latency and
 errors per kind, and the server's resident memory (start, peak, end) and how
 much Gradio's upload/output cache grew.
@@ -27,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from gradio_client import Client, handle_file
 from PIL import Image
 
 from benchmarks.server import AppServer, rss_bytes
@@ -106,8 +108,6 @@ class User:
     """One simulated visitor with its own gradio session."""
 
     def __init__(self, url: str, model: str, images: list[Path], deck: str | None) -> None:
-        from gradio_client import Client
-
         self.client = Client(url, verbose=False, httpx_kwargs={"trust_env": False})
         self.model, self.images, self.deck = model, itertools.cycle(images), deck
         self.saved: dict | None = None
@@ -115,13 +115,14 @@ class User:
     def call(self, *args, api_name: str):
         return self.client.submit(*args, api_name=api_name).result(timeout=REQUEST_TIMEOUT_S)
 
-    def analyse(self, methods: list[str]) -> None:
-        from gradio_client import handle_file
+    def verdict(self) -> None:
+        """What an upload triggers: ``/predict``, the verdict alone (its own concurrency group)."""
+        _check_label(self.call(handle_file(str(next(self.images))), self.model, api_name="/predict")[1])
 
-        verdict = self.call(handle_file(str(next(self.images))), self.model, methods, "fast", "last",
-                            api_name="/analyse")[1]
-        if verdict.get("label") not in ("REAL", "FAKE"):
-            raise RuntimeError(f"no verdict in the answer: {verdict}")
+    def explained(self) -> None:
+        """The Analyse button: ``/analyse`` with the default methods, fast variants."""
+        _check_label(self.call(handle_file(str(next(self.images))), self.model, FAST_METHODS, "fast", "last",
+                               api_name="/analyse")[1])
 
     def quiz_round(self) -> None:
         """Guess, see the reveal, move on; start a new game when the deck is finished."""
@@ -132,8 +133,12 @@ class User:
             self.saved = None
 
     def request(self, kind: str) -> None:
-        {"verdict": lambda: self.analyse([]), "explained": lambda: self.analyse(FAST_METHODS),
-         "quiz_round": self.quiz_round}[kind]()
+        {"verdict": self.verdict, "explained": self.explained, "quiz_round": self.quiz_round}[kind]()
+
+
+def _check_label(label: dict) -> None:
+    if label.get("label") not in ("REAL", "FAKE"):
+        raise RuntimeError(f"no verdict in the answer: {label}")
 
 
 def drive(user: User, kinds: list[str], deadline: float, samples: list[Sample], lock: threading.Lock) -> None:

@@ -3,12 +3,15 @@
     python benchmarks/predict_latency.py --threads 2 --json docs/model_card/latency.json
 
 Times ``Detector.predict`` (preprocessing included) on a synthetic 400x300 RGB
-image, the size of a typical RVAA picture, after a few warm-up calls.
+image, the size of a typical RVAA picture, after a few warm-up calls. The
+1-minute load average at the start is recorded too: on shared CPUs other
+processes inflate these times (with 2 threads, by up to 100x when oversubscribed).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shlex
 import statistics
@@ -52,7 +55,8 @@ def main(args: argparse.Namespace) -> dict:
     image = Image.fromarray(np.random.RandomState(0).randint(0, 255, (300, 400, 3), dtype=np.uint8))
     names = args.checkpoints or bundled_names()
     result = {"threads": args.threads, "repeats": args.repeats,
-              "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
+              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+              "load_average": round(os.getloadavg()[0], 2),
               "command": shlex.join(["python", "benchmarks/predict_latency.py", *sys.argv[1:]]),
               "median_ms": {name: round(median_ms(Detector.from_source(name), image, args.repeats), 2) for name in names}}
     for name, ms in result["median_ms"].items():

@@ -18,10 +18,9 @@ def verdict_sentence(prediction: Prediction) -> str:
 
 
 def method_caption(explanation: Explanation) -> str:
-    """Short caption for a gallery tile: method, variant, class explained and time taken."""
+    """Short caption for a gallery tile (it must fit under the picture): method, variant, time taken."""
     title = METHOD_TITLES.get(explanation.method, explanation.method)
-    return (f"{title} ({explanation.variant}) · explains {explanation.target_label} · "
-            f"{explanation.seconds:.2f} s")
+    return f"{title} ({explanation.variant}) · {explanation.seconds:.1f} s"
 
 
 def method_description(method: str) -> str:
@@ -35,6 +34,6 @@ def explanation_notes(explanations: list[Explanation]) -> str:
     lines = []
     for explanation in explanations:
         title = METHOD_TITLES.get(explanation.method, explanation.method)
-        lines.append(f"- **{title}** ({explanation.variant}, {explanation.seconds:.2f} s): "
-                     f"{method_description(explanation.method)}")
+        lines.append(f"- **{title}** ({explanation.variant}, {explanation.seconds:.2f} s, explains "
+                     f"{explanation.target_label}): {method_description(explanation.method)}")
     return "\n".join(lines + ["", COLOUR_LEGEND]) if lines else "Choose at least one explanation method."

@@ -15,6 +15,8 @@ from gauntlet.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoi
 from gauntlet.detector import Detector
 from gauntlet.models import build_model
 
+torch.set_num_threads(1)  # the test process shares 2 cores with the app processes it starts
+
 TINY_SIZES = {"baseline_cnn": 32, "efficientnet_lite0": 64, "resnet50": 64}
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -47,7 +47,8 @@ def test_analyse_returns_verdict_and_one_overlay_per_method(catalog, tmp_path):
         assert explanation.target_index == analysis.prediction.predicted_index
     notes = explanation_notes(analysis.explanations)
     assert "Score-CAM" in notes and "LIME" in notes and "red" in notes.lower()
-    assert method_caption(analysis.explanations[0]).startswith("Grad-CAM (fast) · explains ")
+    assert method_caption(analysis.explanations[0]).startswith("Grad-CAM (fast) · ")
+    assert f"explains {analysis.prediction.predicted_label}" in notes
     assert verdict_sentence(analysis.prediction).startswith("The model thinks this image is")
 
 

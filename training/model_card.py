@@ -154,7 +154,8 @@ def latency_section(latency: dict[str, Any]) -> str:
     """Median single-image prediction time per checkpoint (from benchmarks/predict_latency.py)."""
     lines = ["## Prediction latency", "",
              f"Median time of `Detector.predict` on one image with {latency['threads']} CPU threads "
-             f"({latency['repeats']} runs, {latency['machine']}), measured by `{latency['command']}`.", "",
+             f"({latency['repeats']} runs, {latency['machine']}, load average {latency.get('load_average', '?')} "
+             f"when it started), measured by `{latency['command']}`.", "",
              "| checkpoint | median ms |", "|---|---:|"]
     lines += [f"| `{name}` | {ms:.1f} |" for name, ms in latency["median_ms"].items()]
     return "\n".join(lines) + "\n"

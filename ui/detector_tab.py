@@ -65,8 +65,9 @@ def build_detector_tab(predict: Callable[..., Analysis], analyse: Callable[..., 
     history = gr.State([])
     with gr.Row():
         with gr.Column(scale=1):
-            upload = gr.File(label="Upload an image (JPEG, PNG, WebP, GIF, BMP, TIFF)", file_types=["image"],
-                             type="filepath")
+            # No file_types filter: gradio would refuse by extension with a technical message;
+            # gauntlet.images reads the content and explains in words what the file is instead.
+            upload = gr.File(label="Upload an image", type="filepath")
             model = gr.Dropdown(model_choices, value=default_model, label="Model")
             methods = gr.CheckboxGroup(METHOD_CHOICES, value=["score_cam", "ablation_cam", "lime"],
                                        label="Explanation methods")
@@ -80,7 +81,7 @@ def build_detector_tab(predict: Callable[..., Analysis], analyse: Callable[..., 
         with gr.Column(scale=2):
             verdict = gr.Label(num_top_classes=2, label="Verdict (REAL = photo or human-made, FAKE = AI)")
             summary = gr.Markdown()
-            gallery = gr.Gallery(label="Where the model looked", columns=3, height="auto", object_fit="contain")
+            gallery = gr.Gallery(label="Where the model looked", columns=3, height=340, object_fit="contain")
             notes = gr.Markdown()
     verdict_outputs = [preview, verdict, summary]
     shown = upload.upload(make_predict_handler(predict), inputs=[upload, model], outputs=verdict_outputs,
