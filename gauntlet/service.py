@@ -48,10 +48,15 @@ class Analysis:
     model_label: str = ""
 
 
-def default_model_order(names: list[str]) -> list[str]:
-    """Bundled checkpoints, best general-purpose first: MIXED, then RVAA, then the rest."""
+def default_model_order(configs: dict[str, CheckpointConfig]) -> list[str]:
+    """Bundled checkpoints, best general-purpose first: MIXED, then RVAA, then the rest; pretrained before baseline."""
     rank = {"mixed": 0, "rvaa": 1}
-    return sorted(names, key=lambda n: (min((r for k, r in rank.items() if k in n), default=2), n))
+
+    def key(name: str) -> tuple[int, bool, str]:
+        data = min((r for k, r in rank.items() if k in name), default=2)
+        return data, configs[name].architecture == "baseline_cnn", name
+
+    return sorted(configs, key=key)
 
 
 class ModelCatalog:
@@ -61,8 +66,9 @@ class ModelCatalog:
         settings = get_settings()
         self.checkpoints_dir = checkpoints_dir or settings.checkpoints_dir
         self.entries: dict[str, ModelEntry] = {}
-        for name in default_model_order(bundled_names(self.checkpoints_dir)):
-            config = read_config(self.checkpoints_dir / name)
+        configs = {name: read_config(self.checkpoints_dir / name) for name in bundled_names(self.checkpoints_dir)}
+        for name in default_model_order(configs):
+            config = configs[name]
             data = config.trained_on.split(":")[0].strip().upper()  # "rvaa: 670 training images ..." -> RVAA
             label = f"{config.title} — trained on {data}" if data else config.title
             self.entries[name] = ModelEntry(name, label, name, True, config)

@@ -17,13 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.server import REPO_ROOT, AppServer, wait_for_status
+from benchmarks.server import CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, AppServer, wait_for_status
 from conftest import make_checkpoint
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 SHOTS = REPO_ROOT / "screenshots"
 LIMITS = {"GAUNTLET_MAX_UPLOAD_MB": "1", "GAUNTLET_CONCURRENCY": "1", "GAUNTLET_QUEUE_MAX_SIZE": "1"}
 TIMEOUT_MS = 120_000

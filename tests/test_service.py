@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from conftest import make_checkpoint
+from gauntlet.checkpoint import CheckpointConfig
 from gauntlet.explain.base import ExplanationTimeout
 from gauntlet.images import ImageError
 from gauntlet.present import explanation_notes, method_caption, verdict_sentence
@@ -23,7 +24,10 @@ def test_catalog_lists_bundled_models_best_first_with_training_data(catalog):
     assert catalog.choices() == [("Lite0 — trained on MIXED", "lite0-mixed"),
                                  ("Baseline — trained on CIFAKE", "baseline-cifake")]
     assert catalog.default_key == "lite0-mixed"
-    assert default_model_order(["x-cifake", "y-rvaa", "z-mixed"]) == ["z-mixed", "y-rvaa", "x-cifake"]
+    configs = {name: CheckpointConfig(architecture=arch, input_size=32) for name, arch in
+               [("x-cifake", "baseline_cnn"), ("y-rvaa", "baseline_cnn"), ("baseline-mixed", "baseline_cnn"),
+                ("lite0-mixed", "efficientnet_lite0")]}
+    assert default_model_order(configs) == ["lite0-mixed", "baseline-mixed", "y-rvaa", "x-cifake"]
 
 
 def test_detector_and_explainers_are_built_once(catalog, rgb_image):
