@@ -45,7 +45,7 @@ def build_app(catalog: ModelCatalog, settings: Settings, quiz: Quiz | None = Non
 def launch(settings: Settings | None = None, **kwargs) -> gr.Blocks:
     """Build and start the app with the environment's settings (``kwargs`` go to ``launch``)."""
     settings = settings or get_settings()
-    if settings.torch_threads:  # 1 is fastest when other processes share a small CPU
+    if settings.torch_threads:  # 1 (default) is fastest when concurrent requests share a small CPU; 0 = torch default
         torch.set_num_threads(settings.torch_threads)
     demo = build_app(ModelCatalog(), settings)
     allowed = example_images(settings.data_dir)  # only the examples: the data folder holds quiz answers

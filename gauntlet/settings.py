@@ -84,6 +84,6 @@ def get_settings() -> Settings:
         queue_max_size=_env_int("GAUNTLET_QUEUE_MAX_SIZE", 64),
         concurrency_limit=_env_int("GAUNTLET_CONCURRENCY", 2),
         predict_concurrency=_env_int("GAUNTLET_PREDICT_CONCURRENCY", 4),
-        torch_threads=_env_int("GAUNTLET_TORCH_THREADS", 0),
+        torch_threads=_env_int("GAUNTLET_TORCH_THREADS", 1),
         default_models=tuple(m.strip() for m in models.split(",") if m.strip()),
     )
