@@ -82,7 +82,7 @@ def get_settings() -> Settings:
         max_pixels=_env_int("GAUNTLET_MAX_PIXELS", 50_000_000),
         explain_timeout_s=_env_float("GAUNTLET_EXPLAIN_TIMEOUT_S", 120.0),
         queue_max_size=_env_int("GAUNTLET_QUEUE_MAX_SIZE", 64),
-        concurrency_limit=_env_int("GAUNTLET_CONCURRENCY", 2),
+        concurrency_limit=_env_int("GAUNTLET_CONCURRENCY", 1),
         predict_concurrency=_env_int("GAUNTLET_PREDICT_CONCURRENCY", 4),
         torch_threads=_env_int("GAUNTLET_TORCH_THREADS", 1),
         default_models=tuple(m.strip() for m in models.split(",") if m.strip()),

@@ -109,19 +109,20 @@ def build_classroom_tab(demo: gr.Blocks, quiz: Quiz, model_choices: list[tuple[s
 
     teacher_outputs = [creds, table, chart, teacher_board, teacher_timer]
     join.click(human_errors("joining the room")(handlers.join), [code, nickname, player.method],
-               [progress, *player.view_outputs, board, student_timer], api_name="room_join")
+               [progress, *player.view_outputs, board, student_timer], api_name="room_join", concurrency_limit=None)
     leave.click(handlers.leave, [player.method], [progress, *player.view_outputs, board, student_timer],
-                api_visibility="private")
-    student_timer.tick(handlers.board, progress, board, api_visibility="private", show_progress="hidden")
+                api_visibility="private", concurrency_limit=None)
+    student_timer.tick(handlers.board, progress, board, api_visibility="private", show_progress="hidden",
+                       concurrency_limit=None)
     create.click(human_errors("creating the room")(handlers.create), [deck, model],
-                 [created, teacher_code, teacher_key, *teacher_outputs], api_name="room_create")
+                 [created, teacher_code, teacher_key, *teacher_outputs], api_name="room_create", concurrency_limit=None)
     open_view.click(human_errors("opening the teacher view")(handlers.teacher), [teacher_code, teacher_key],
-                    teacher_outputs, api_name="room_teacher")
+                    teacher_outputs, api_name="room_teacher", concurrency_limit=None)
     teacher_timer.tick(human_errors("refreshing the teacher view")(handlers.refresh), creds, teacher_outputs,
-                       api_visibility="private", show_progress="hidden")
+                       api_visibility="private", show_progress="hidden", concurrency_limit=None)
     export.click(human_errors("exporting the answers")(handlers.export), [teacher_code, teacher_key], csv_file,
-                 api_name="room_export")
+                 api_name="room_export", concurrency_limit=None)
     close.click(human_errors("closing the room")(handlers.close), [teacher_code, teacher_key], teacher_outputs,
-                api_name="room_close")
+                api_name="room_close", concurrency_limit=None)
     demo.load(human_errors("restoring your room")(handlers.restore), [progress, player.method],
               [*player.view_outputs, board, student_timer], api_visibility="private", queue=False)
