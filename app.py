@@ -16,7 +16,7 @@ from gauntlet.settings import Settings, get_settings
 from ui.classroom_tab import build_classroom_tab
 from ui.detector_tab import build_detector_tab
 from ui.model_card_tab import build_model_card_tab
-from ui.quiz_tab import build_quiz_tab
+from ui.quiz_tab import build_quiz_tab, progress_state
 
 INTRO = """# GAUNTLET · is this image AI-generated?
 Upload an image: a detector gives its verdict, and explanation methods show **where it looked**.
@@ -29,13 +29,14 @@ def build_app(catalog: ModelCatalog, settings: Settings, quiz: Quiz | None = Non
     with gr.Blocks(title="GAUNTLET — explainable AI-image detector", analytics_enabled=False,
                    delete_cache=(1800, 3600)) as demo:
         gr.Markdown(INTRO)
+        quiz_progress, room_progress = progress_state("gauntlet-quiz"), progress_state("gauntlet-classroom")
         with gr.Tab("Detector"):
             build_detector_tab(catalog.predict, catalog.analyse, catalog.choices(), catalog.default_key,
                                example_images(settings.data_dir), settings.predict_concurrency)
         with gr.Tab("Spot the fake"):
-            build_quiz_tab(demo, quiz, catalog.choices(), catalog.default_key)
+            build_quiz_tab(demo, quiz, catalog.choices(), catalog.default_key, quiz_progress)
         with gr.Tab("Classroom"):
-            build_classroom_tab(demo, quiz, catalog.choices(), catalog.default_key)
+            build_classroom_tab(demo, quiz, catalog.choices(), catalog.default_key, room_progress)
         with gr.Tab("Model card"):
             build_model_card_tab(*load_model_card())
     demo.queue(max_size=settings.queue_max_size, default_concurrency_limit=settings.concurrency_limit)

@@ -196,3 +196,17 @@ def test_the_other_tabs_open(page, tab):
     page.get_by_role("tab", name=tab).click()
     page.get_by_role("tabpanel").filter(visible=True).first.wait_for()
     shoot(page, f"tab_{tab.lower().replace(' ', '_')}")
+
+
+def test_quiz_progress_survives_a_page_refresh(page):
+    page.get_by_role("tab", name="Spot the fake").click()
+    page.get_by_role("button", name="Start").click()
+    page.get_by_role("button", name="📷 Real").click()
+    page.get_by_role("button", name="Next image ➜").click()
+    page.get_by_role("button", name="📷 Real").wait_for()
+    shoot(page, "quiz_before_refresh")
+    page.reload()
+    page.get_by_text("GAUNTLET").first.wait_for()
+    page.get_by_role("tab", name="Spot the fake").click()
+    page.get_by_text("image 2 of").first.wait_for()
+    shoot(page, "quiz_after_refresh")

@@ -73,10 +73,9 @@ class ClassroomHandlers:
 
 
 def build_classroom_tab(demo: gr.Blocks, quiz: Quiz, model_choices: list[tuple[str, str]],
-                        default_model: str | None) -> None:
+                        default_model: str | None, progress: gr.BrowserState) -> None:
     """Students: join and play with a live leaderboard. Teachers: create a room, watch, export, close."""
     handlers = ClassroomHandlers(quiz)
-    progress = gr.BrowserState(None, storage_key="gauntlet-classroom", secret=BROWSER_SECRET)
     with gr.Row(equal_height=True):
         code = gr.Textbox(label="Room code", max_lines=1, max_length=12, scale=2)
         nickname = gr.Textbox(label="Nickname", max_lines=1, max_length=NICKNAME_MAX, scale=2)

@@ -131,11 +131,16 @@ def build_player(handlers: PlayerHandlers, progress: gr.BrowserState, api_prefix
     return player
 
 
+def progress_state(storage_key: str) -> gr.BrowserState:
+    """Saved progress in the browser. Create it at the top level of the Blocks, outside any tab:
+    components in a tab that is not open yet mount late, and the page-load restore would read nothing."""
+    return gr.BrowserState(None, storage_key=storage_key, secret=BROWSER_SECRET)
+
+
 def build_quiz_tab(demo: gr.Blocks, quiz: Quiz, model_choices: list[tuple[str, str]],
-                   default_model: str | None) -> None:
+                   default_model: str | None, progress: gr.BrowserState) -> None:
     """The solo quiz: pick a deck (and model), play, and compare with the model at the end."""
     handlers = PlayerHandlers(quiz)
-    progress = gr.BrowserState(None, storage_key="gauntlet-quiz", secret=BROWSER_SECRET)
     decks = quiz.deck_choices()
     with gr.Row():
         deck = gr.Dropdown(decks, value=decks[0][1] if decks else None, label="Deck", scale=2)
