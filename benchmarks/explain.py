@@ -27,25 +27,25 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gauntlet.checkpoint import bundled_names
+from gauntlet.checkpoint import bundled_names, read_config
 from gauntlet.detector import Detector
 from gauntlet.explain import REGISTRY, Explainer, Explanation
+from gauntlet.explain.fast_cam import DEFAULT_K
+from gauntlet.explain.fast_lime import DEFAULT_SEGMENTS, DEFAULT_SAMPLES
 from gauntlet.explain.faithfulness import DEFAULT_STEPS, explanation_faithfulness
 from gauntlet.images import load_image
+from gauntlet.service import default_model_order
 from gauntlet.settings import get_settings
 
 METHODS = ("score_cam", "ablation_cam", "lime")
 
 
-def default_checkpoint(names: list[str] | None = None) -> str:
-    """The model the app shows first: a bundled ``lite0*`` checkpoint, else ``baseline-cifake``, else the first."""
-    names = bundled_names() if names is None else names
-    for name in names:
-        if name.startswith("lite0"):
-            return name
-    if "baseline-cifake" in names or not names:
-        return "baseline-cifake"
-    return names[0]
+def default_checkpoint() -> str:
+    """The model the app shows first (:func:`gauntlet.service.default_model_order` over the bundled ones)."""
+    configs = {name: read_config(get_settings().checkpoints_dir / name) for name in bundled_names()}
+    if not configs:
+        raise SystemExit("No bundled checkpoint: pass --checkpoint (a folder or hf://owner/name).")
+    return default_model_order(configs)[0]
 
 
 def rvaa_test_images(count: int) -> list[tuple[str, Image.Image]]:
@@ -151,9 +151,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--images", type=int, default=8, help="RVAA test images, half REAL, half FAKE")
     parser.add_argument("--full-images", type=int, default=None, help="run the (slow) full methods on only the "
                         "first M images (default: all)")
-    parser.add_argument("--k", type=int, default=16, help="fast Score-CAM: channels scored")
-    parser.add_argument("--segments", type=int, default=40, help="fast LIME: SLIC superpixels (at most about)")
-    parser.add_argument("--samples", type=int, default=64, help="fast LIME: perturbed samples")
+    parser.add_argument("--k", type=int, default=DEFAULT_K, help="fast Score-CAM: channels scored")
+    parser.add_argument("--segments", type=int, default=DEFAULT_SEGMENTS, help="fast LIME: SLIC superpixels (about)")
+    parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="fast LIME: perturbed samples")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="deletion/insertion steps")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--memory", type=int, default=0, help="then explain N images in a row and report RSS")

@@ -17,9 +17,9 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch import nn
 from pytorch_grad_cam import AblationCAM, ScoreCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
 
 from ..detector import Detector
 from .cam import GradCamExplainer, PerImageAblationLayer, PytorchGradCamExplainer, ablation_value

@@ -9,15 +9,16 @@ from .lime_explainer import LimeExplainer
 
 DEFAULT_SEGMENTS = 40
 DEFAULT_SAMPLES = 64
+COMPACTNESS = 30.0  # compact, nearly regular superpixels: closer to full LIME's deletion AUC than SLIC's default 10
 
 
 class FastLimeExplainer(LimeExplainer):
     """LIME over at most ``n_segments`` SLIC superpixels with ``num_samples`` perturbations in one batch.
 
-    Quickshift makes a few hundred superpixels in seconds; LIME then needs about
-    a thousand samples to weigh them. SLIC with a bounded count takes tens of
-    milliseconds, and a few dozen superpixels are weighed by a few dozen samples.
-    The random state is fixed, so an image always gets the same explanation.
+    Quickshift makes a hundred or more superpixels in over a second; LIME then
+    needs about a thousand samples to weigh them. SLIC with a bounded count takes
+    a tenth of that, and a few dozen superpixels are weighed by a few dozen
+    samples. The random state is fixed, so an image always gets the same explanation.
     """
 
     variant = "fast"
@@ -29,4 +30,4 @@ class FastLimeExplainer(LimeExplainer):
 
     def segment(self, canvas: np.ndarray) -> np.ndarray:
         """SLIC superpixels (deterministic), at most about ``n_segments`` of them."""
-        return slic(canvas, n_segments=self.n_segments, compactness=10, sigma=1, start_label=0)
+        return slic(canvas, n_segments=self.n_segments, compactness=COMPACTNESS, sigma=1, start_label=0)
