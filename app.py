@@ -48,7 +48,9 @@ def launch(settings: Settings | None = None, **kwargs) -> gr.Blocks:
     settings = settings or get_settings()
     if settings.torch_threads:  # 1 (default) is fastest when concurrent requests share a small CPU; 0 = torch default
         torch.set_num_threads(settings.torch_threads)
-    demo = build_app(ModelCatalog(), settings)
+    catalog = ModelCatalog()
+    catalog.warm_up()
+    demo = build_app(catalog, settings)
     allowed = example_images(settings.data_dir)  # only the examples: the data folder holds quiz answers
     demo.launch(server_name=settings.host, server_port=settings.port, max_file_size=int(settings.max_upload_mb * 1024 * 1024),
                 allowed_paths=allowed, theme=gr.themes.Soft(), footer_links=["api"], **kwargs)

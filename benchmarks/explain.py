@@ -1,6 +1,6 @@
 """Full vs fast explanations: median latency, speed-up and faithfulness, on real images, in one process.
 
-    python -m benchmarks.explain --json /work/runs/bench_explain.json
+    python -m benchmarks.explain --memory 200 --json docs/benchmarks/explain_lite0-mixed.json
 
 For Score-CAM, Ablation-CAM and LIME it explains the same RVAA test images
 (half REAL, half FAKE) with the full and the fast variant and reports the
@@ -27,25 +27,24 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gauntlet.checkpoint import bundled_names, read_config
 from gauntlet.detector import Detector
 from gauntlet.explain import REGISTRY, Explainer, Explanation
 from gauntlet.explain.fast_cam import DEFAULT_K
 from gauntlet.explain.fast_lime import DEFAULT_SEGMENTS, DEFAULT_SAMPLES
 from gauntlet.explain.faithfulness import DEFAULT_STEPS, explanation_faithfulness
 from gauntlet.images import load_image
-from gauntlet.service import default_model_order
+from gauntlet.service import default_bundled_model
 from gauntlet.settings import get_settings
 
 METHODS = ("score_cam", "ablation_cam", "lime")
 
 
 def default_checkpoint() -> str:
-    """The model the app shows first (:func:`gauntlet.service.default_model_order` over the bundled ones)."""
-    configs = {name: read_config(get_settings().checkpoints_dir / name) for name in bundled_names()}
-    if not configs:
+    """The model the app shows first (:func:`gauntlet.service.default_bundled_model`)."""
+    name = default_bundled_model()
+    if name is None:
         raise SystemExit("No bundled checkpoint: pass --checkpoint (a folder or hf://owner/name).")
-    return default_model_order(configs)[0]
+    return name
 
 
 def rvaa_test_images(count: int) -> list[tuple[str, Image.Image]]:

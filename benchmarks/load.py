@@ -1,6 +1,6 @@
 """Load test: N simulated users drive the real app on 127.0.0.1 for a fixed time.
 
-    python -m benchmarks.load [--clients 20] [--duration 120] [--json OUT]
+    python -m benchmarks.load [--clients 20] [--duration 120] [--ramp-up 10] [--json OUT]
 
 The app runs as a child process (``python app.py``, see :mod:`benchmarks.server`)
 on a free loopback port. Each user is a ``gradio_client.Client`` (its own
@@ -32,9 +32,9 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from benchmarks.server import AppServer, rss_bytes
-from gauntlet.checkpoint import CheckpointConfig, bundled_names, save_checkpoint
+from gauntlet.checkpoint import CheckpointConfig, save_checkpoint
 from gauntlet.models import build_model, get_architecture
-from gauntlet.service import DEFAULT_METHODS, default_model_order
+from gauntlet.service import DEFAULT_METHODS, default_bundled_model
 from gauntlet.settings import get_settings
 
 REQUEST_TIMEOUT_S = 120.0
@@ -67,9 +67,9 @@ def pick_model(work: Path, checkpoints: Path | None, architecture: str | None) -
     """The checkpoints folder and model to use: a random ``architecture`` when given, else the bundled
     default of ``checkpoints`` (the app's folder by default), else a random EfficientNet-Lite0."""
     folder = checkpoints or get_settings().checkpoints_dir
-    names = default_model_order(bundled_names(folder))
-    if names and not architecture:
-        return folder, names[0]
+    name = default_bundled_model(folder)
+    if name and not architecture:
+        return folder, name
     return work / "checkpoints", random_checkpoint(work / "checkpoints", architecture or "efficientnet_lite0")
 
 
@@ -121,7 +121,7 @@ class User:
 
     def explained(self) -> None:
         """The Analyse button: ``/analyse`` with the default methods, fast variants."""
-        _check_label(self.call(handle_file(str(next(self.images))), self.model, FAST_METHODS, "fast", "last",
+        _check_label(self.call(handle_file(str(next(self.images))), self.model, FAST_METHODS, "fast", "last", False,
                                api_name="/analyse")[1])
 
     def quiz_round(self) -> None:
@@ -141,8 +141,10 @@ def _check_label(label: dict) -> None:
         raise RuntimeError(f"no verdict in the answer: {label}")
 
 
-def drive(user: User, kinds: list[str], deadline: float, samples: list[Sample], lock: threading.Lock) -> None:
-    """Issue requests round-robin over ``kinds`` until ``deadline``; record each one."""
+def drive(user: User, kinds: list[str], start_at: float, deadline: float, samples: list[Sample],
+          lock: threading.Lock) -> None:
+    """From ``start_at``, issue requests round-robin over ``kinds`` until ``deadline``; record each one."""
+    time.sleep(max(0.0, start_at - time.monotonic()))
     for kind in itertools.cycle(kinds):
         if time.monotonic() >= deadline:
             return
@@ -182,7 +184,8 @@ def playable_deck(user: User, deck: str) -> str | None:
         return None
 
 
-def run(clients: int, duration: float, checkpoints: Path | None, architecture: str | None, deck: str) -> dict:
+def run(clients: int, duration: float, checkpoints: Path | None, architecture: str | None, deck: str,
+        ramp_up: float = 0.0) -> dict:
     """Start the app, drive it with ``clients`` users for ``duration`` seconds, stop it, report."""
     with tempfile.TemporaryDirectory(prefix="gauntlet-load-") as folder:
         work = Path(folder)
@@ -192,10 +195,10 @@ def run(clients: int, duration: float, checkpoints: Path | None, architecture: s
         with AppServer(env) as server:
             watch = MemoryWatch(server.pid)
             watch.start()
-            samples, kinds = drive_all(server.url, model, make_images(work), deck, clients, duration)
+            samples, kinds = drive_all(server.url, model, make_images(work), deck, clients, duration, ramp_up)
             memory = watch.stop()
             log = server.log_text()
-        return {"clients": clients, "duration_s": duration, "model": model, "kinds": kinds,
+        return {"clients": clients, "duration_s": duration, "ramp_up_s": ramp_up, "model": model, "kinds": kinds,
                 "latency": summarise(samples), "server_memory": memory, "gradio_cache": folder_size(work / "gradio"),
                 "traceback_in_server_log": "Traceback" in log, "first_traceback": first_traceback(log),
                 "samples": [asdict(s) for s in samples]}
@@ -207,15 +210,21 @@ def first_traceback(log: str) -> str:
     return log[start:start + 4000] if start >= 0 else ""
 
 
-def drive_all(url: str, model: str, images: list[Path], deck: str, clients: int,
-              duration: float) -> tuple[list[Sample], list[str]]:
-    """Run ``clients`` users in threads until ``duration`` has passed; each starts at a different kind."""
+def drive_all(url: str, model: str, images: list[Path], deck: str, clients: int, duration: float,
+              ramp_up: float = 0.0) -> tuple[list[Sample], list[str]]:
+    """Run ``clients`` users in threads until ``duration`` has passed; each starts at a different kind.
+
+    User ``i`` starts ``i * ramp_up / clients`` seconds in (visitors arrive over time, as load tools
+    spawn them); ``ramp_up=0`` starts everyone at the same instant.
+    """
     users = [User(url, model, images, deck) for _ in range(clients)]
     kinds = ["verdict", "explained"] + (["quiz_round"] if playable_deck(users[0], deck) else [])
     samples: list[Sample] = []
-    lock, deadline = threading.Lock(), time.monotonic() + duration
+    lock, start = threading.Lock(), time.monotonic()
+    deadline = start + duration
     threads = [threading.Thread(target=drive, args=(user, kinds[i % len(kinds):] + kinds[:i % len(kinds)],
-                                                    deadline, samples, lock), daemon=True)
+                                                    start + i * ramp_up / clients, deadline, samples, lock),
+                                daemon=True)
                for i, user in enumerate(users)]
     for thread in threads:
         thread.start()
@@ -225,7 +234,8 @@ def drive_all(url: str, model: str, images: list[Path], deck: str, clients: int,
 
 
 def print_report(result: dict) -> None:
-    print(f"\n{result['clients']} clients for {result['duration_s']:.0f} s, model {result['model']}")
+    print(f"\n{result['clients']} clients for {result['duration_s']:.0f} s (arriving over the first "
+          f"{result['ramp_up_s']:.0f} s), model {result['model']}")
     print(f"{'kind':<12}{'requests':>9}{'errors':>8}{'p50 s':>8}{'p95 s':>8}{'max s':>8}")
     for kind, row in result["latency"].items():
         print(f"{kind:<12}{row['requests']:>9}{row['errors']:>8}{row['p50_s']:>8}{row['p95_s']:>8}{row['max_s']:>8}")
@@ -239,20 +249,26 @@ def print_report(result: dict) -> None:
         print(result["first_traceback"])
 
 
-def main() -> None:
+def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--duration", type=float, default=120.0, help="seconds of load (requests then finish)")
+    parser.add_argument("--ramp-up", type=float, default=10.0, help="seconds over which the clients arrive "
+                        "(0: all at the same instant)")
     parser.add_argument("--checkpoints", type=Path, help="folder of checkpoints (default: the app's)")
     parser.add_argument("--random", metavar="ARCHITECTURE", help="use a random-weight model of this architecture")
     parser.add_argument("--deck", default="tiny_images", help="quiz deck for quiz rounds")
     parser.add_argument("--json", type=Path, help="write the full result (with every sample) here")
-    args = parser.parse_args()
-    result = run(args.clients, args.duration, args.checkpoints, args.random, args.deck)
+    return parser
+
+
+def main(args: argparse.Namespace) -> dict:
+    result = run(args.clients, args.duration, args.checkpoints, args.random, args.deck, args.ramp_up)
     print_report(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    main(get_args_parser().parse_args())

@@ -59,6 +59,7 @@ class CheckpointConfig:
     trained_on: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     command: str = ""
+    lineage: list[str] = field(default_factory=list)  # commands behind the ``--init`` weights, oldest first
     hub_repo: str = ""
     hub_revision: str = ""
 

@@ -159,7 +159,8 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "efficientnet_lite0": Architecture(
         "efficientnet_lite0", build_efficientnet_lite0, 224,
-        {"last": ["features"], "last3": ["features.stages.2", "features.stages.4", "features"]},
+        {"last": ["features.head_conv"],
+         "last3": ["features.stages.2", "features.stages.4", "features.head_conv"]},
         pretrained_available=True,
     ),
 }

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .detector import Prediction
 from .explain import METHOD_TITLES, REGISTRY, Explanation
+from .explain.faithfulness import Faithfulness
 
 COLOUR_LEGEND = ("**How to read the heatmaps:** red and yellow mark the regions that most support the verdict, "
                  "blue the regions that matter least. A heatmap shows where the model looked, not proof that "
@@ -29,11 +30,24 @@ def method_description(method: str) -> str:
     return getattr(factory, "caption", "") if factory else ""
 
 
-def explanation_notes(explanations: list[Explanation]) -> str:
-    """Markdown under the gallery: one paragraph per method with its timing, then the colour legend."""
+def explanation_notes(explanations: list[Explanation], faithfulness: list[Faithfulness] | None = None) -> str:
+    """Markdown under the gallery: one paragraph per method with its timing (and faithfulness), then the legend."""
     lines = []
-    for explanation in explanations:
+    for index, explanation in enumerate(explanations):
         title = METHOD_TITLES.get(explanation.method, explanation.method)
-        lines.append(f"- **{title}** ({explanation.variant}, {explanation.seconds:.2f} s, explains "
-                     f"{explanation.target_label}): {method_description(explanation.method)}")
+        line = (f"- **{title}** ({explanation.variant}, {explanation.seconds:.2f} s, explains "
+                f"{explanation.target_label}): {method_description(explanation.method)}")
+        if faithfulness and index < len(faithfulness):
+            line += " " + faithfulness_sentence(explanation, faithfulness[index])
+        lines.append(line)
     return "\n".join(lines + ["", COLOUR_LEGEND]) if lines else "Choose at least one explanation method."
+
+
+def faithfulness_sentence(explanation: Explanation, scores: Faithfulness) -> str:
+    """Deletion and insertion AUC in words: how much the verdict hangs on the highlighted pixels."""
+    label = explanation.target_label
+    return (f"*Faithfulness:* blacking out the most highlighted pixels first, the {label} score averages "
+            f"{scores.deletion_auc:.0%} along the way (deletion AUC {scores.deletion_auc:.2f}: lower = the heatmap "
+            f"found what the verdict needs); revealing them first on a blurred copy, it averages "
+            f"{scores.insertion_auc:.0%} (insertion AUC {scores.insertion_auc:.2f}: higher = better).")
+

@@ -18,6 +18,7 @@ from PIL import Image
 from .checkpoint import CheckpointConfig, bundled_names, load_checkpoint, load_preferring_hub, read_config
 from .detector import Detector, Prediction
 from .explain import METHOD_TITLES, Explanation, ExplainerSet, ProgressFn, available_variants
+from .explain.faithfulness import Faithfulness, explanation_faithfulness
 from .images import load_image
 from .render import overlay
 from .settings import get_settings
@@ -46,6 +47,7 @@ class Analysis:
     explanations: list[Explanation] = field(default_factory=list)
     overlays: list[Image.Image] = field(default_factory=list)
     model_label: str = ""
+    faithfulness: list[Faithfulness] = field(default_factory=list)  # one per explanation, when measured
 
 
 def default_model_order(configs: dict[str, CheckpointConfig]) -> list[str]:
@@ -57,6 +59,13 @@ def default_model_order(configs: dict[str, CheckpointConfig]) -> list[str]:
         return data, configs[name].architecture == "baseline_cnn", name
 
     return sorted(configs, key=key)
+
+
+def default_bundled_model(checkpoints_dir: Path | None = None) -> str | None:
+    """The bundled checkpoint the app shows first (None when there is none): what benchmarks measure."""
+    root = checkpoints_dir or get_settings().checkpoints_dir
+    configs = {name: read_config(root / name) for name in bundled_names(root)}
+    return default_model_order(configs)[0] if configs else None
 
 
 class ModelCatalog:
@@ -116,8 +125,12 @@ class ModelCatalog:
         return Analysis(image=image, prediction=prediction, model_label=self.entries[key].label)
 
     def analyse(self, source, key: str, methods: list[str], variant: str = "fast", layers: str = "last",
-                progress: ProgressFn = None) -> Analysis:
-        """Load an upload safely, classify it and explain the predicted class with each method."""
+                progress: ProgressFn = None, faithfulness: bool = False) -> Analysis:
+        """Load an upload safely, classify it and explain the predicted class with each method.
+
+        With ``faithfulness``, each heatmap's deletion and insertion AUC are measured too
+        (``2 * 17`` forward passes per method).
+        """
         analysis = self.predict(source, key)
         image = analysis.image
         for index, method in enumerate(methods):
@@ -125,11 +138,25 @@ class ModelCatalog:
             if progress:
                 progress(index / max(len(methods), 1), f"{METHOD_TITLES[method]} ({chosen})")
             with self._lock_for(key):
-                explanation = self.explainers(key).get(method, chosen, layers).explain(
+                explainers = self.explainers(key)
+                explanation = explainers.get(method, chosen, layers).explain(
                     image, target=analysis.prediction.predicted_index, time_limit_s=get_settings().explain_timeout_s)
+                if faithfulness:
+                    analysis.faithfulness.append(explanation_faithfulness(explainers.detector, explanation))
             analysis.explanations.append(explanation)
             analysis.overlays.append(overlay(explanation.image, explanation.heatmap))
         return analysis
+
+    def warm_up(self, key: str | None = None, methods: tuple[str, ...] = DEFAULT_METHODS) -> None:
+        """Load a model (the default one) and run a verdict and its fast explanations on a blank image.
+
+        Called before the app starts serving, so the first visitors after a restart do not wait
+        for the checkpoint to load or for the first-call allocations of each explainer.
+        """
+        key = key or self.default_key
+        if key is not None:
+            self.analyse(Image.new("RGB", (64, 64), (128, 128, 128)), key, list(methods))
+            log.info("Warmed up model %s", key)
 
     def _lock_for(self, key: str) -> threading.Lock:
         """Explainers hold hooks on their model copy: one explanation per model at a time."""

@@ -36,6 +36,9 @@ def test_handler_returns_verdict_gallery_and_notes(checkpoints, photo):
     assert [caption.split(" (")[0] for _, caption in tiles] == ["Grad-CAM", "Score-CAM"]
     assert "The model thinks" in summary and "Tiny" in summary
     assert len(history) == 1 and history[0]["verdict"] in {"REAL", "FAKE"}
+    *_, measured_notes, _ = handler(photo, "tiny-baseline", ["grad_cam"], "fast", "last", [], True,
+                                    progress=lambda *a, **k: None)
+    assert "Faithfulness" not in notes and "deletion AUC" in measured_notes
 
 
 def test_handler_turns_bad_input_into_a_message(checkpoints, tmp_path):

@@ -9,8 +9,11 @@ from conftest import make_checkpoint
 from gauntlet.checkpoint import CheckpointConfig
 from gauntlet.explain.base import ExplanationTimeout
 from gauntlet.images import ImageError
+from gauntlet.explain.faithfulness import explanation_faithfulness
 from gauntlet.present import explanation_notes, method_caption, verdict_sentence
-from gauntlet.service import ModelCatalog, default_model_order
+from benchmarks.explain import default_checkpoint
+from benchmarks.load import pick_model
+from gauntlet.service import ModelCatalog, default_bundled_model, default_model_order
 
 
 @pytest.fixture
@@ -28,6 +31,14 @@ def test_catalog_lists_bundled_models_best_first_with_training_data(catalog):
                [("x-cifake", "baseline_cnn"), ("y-rvaa", "baseline_cnn"), ("baseline-mixed", "baseline_cnn"),
                 ("lite0-mixed", "efficientnet_lite0")]}
     assert default_model_order(configs) == ["lite0-mixed", "baseline-mixed", "y-rvaa", "x-cifake"]
+
+
+def test_benchmarks_measure_the_model_the_app_shows_first(catalog, tmp_path, monkeypatch):
+    assert default_bundled_model(tmp_path) == catalog.default_key == "lite0-mixed"
+    assert pick_model(tmp_path / "work", tmp_path, None) == (tmp_path, "lite0-mixed")
+    monkeypatch.setenv("GAUNTLET_CHECKPOINTS_DIR", str(tmp_path))
+    assert default_checkpoint() == "lite0-mixed"
+    assert default_bundled_model(tmp_path / "empty") is None
 
 
 def test_detector_and_explainers_are_built_once(catalog, rgb_image):
@@ -56,6 +67,20 @@ def test_analyse_returns_verdict_and_one_overlay_per_method(catalog, tmp_path):
     assert verdict_sentence(analysis.prediction).startswith("The model thinks this image is")
 
 
+def test_faithfulness_is_measured_on_request_and_put_in_words(catalog, rgb_image):
+    plain = catalog.analyse(rgb_image, "baseline-cifake", ["grad_cam", "ablation_cam"], "fast")
+    assert plain.faithfulness == [] and "Faithfulness" not in explanation_notes(plain.explanations)
+    measured = catalog.analyse(rgb_image, "baseline-cifake", ["grad_cam", "ablation_cam"], "fast", faithfulness=True)
+    assert len(measured.faithfulness) == 2
+    detector = catalog.explainers("baseline-cifake").detector
+    for explanation, scores in zip(measured.explanations, measured.faithfulness):
+        assert scores == explanation_faithfulness(detector, explanation)
+        assert 0 <= scores.deletion_auc <= 1 and 0 <= scores.insertion_auc <= 1
+    notes = explanation_notes(measured.explanations, measured.faithfulness)
+    assert notes.count("*Faithfulness:*") == 2
+    assert f"deletion AUC {measured.faithfulness[1].deletion_auc:.2f}" in notes
+
+
 def test_bad_upload_is_a_human_error(catalog, tmp_path):
     path = tmp_path / "notes.jpg"
     path.write_text("this is not an image")
@@ -72,3 +97,10 @@ def test_slow_explanations_are_stopped_and_leave_the_model_intact(catalog, rgb_i
     assert not detector.model._forward_pre_hooks, "the time-limit hook is removed"
     assert type(detector.model.features).__name__ == "EfficientNetLiteFeatures", "ablation layer swapped back"
     assert detector.predict(rgb_image).probabilities == before
+
+
+def test_warm_up_loads_the_default_model_and_its_explainers(catalog):
+    catalog.warm_up()
+    assert list(catalog._detectors) == ["lite0-mixed"]
+    assert set(catalog.explainers("lite0-mixed")._built) == {
+        (method, "fast", "last") for method in ("score_cam", "ablation_cam", "lime")}

@@ -63,6 +63,14 @@ def test_training_learns_an_easy_task(synthetic, tmp_path):
     assert config.metrics["test"]["accuracy"] == 1.0
 
 
+def test_a_run_started_from_a_checkpoint_records_the_commands_behind_it(synthetic, tmp_path):
+    first = train.main(_args(synthetic, tmp_path / "a", "--epochs", "1"))
+    second = train.main(_args(synthetic, tmp_path / "b", "--epochs", "1", "--init", str(first)))
+    third = load_checkpoint(str(train.main(_args(synthetic, tmp_path / "c", "--epochs", "1", "--init", str(second)))))
+    commands = [load_checkpoint(str(out)).config.command for out in (first, second)]
+    assert third.config.lineage == commands and f"--init {second}" in third.config.command
+
+
 def test_interrupted_run_resumes_to_the_same_weights(synthetic, tmp_path, monkeypatch):
     straight = load_checkpoint(str(train.main(_args(synthetic, tmp_path / "a"))))
     original = train.train_epoch

@@ -118,7 +118,8 @@ def checkpoint_section(name: str, folder: Path, docs: Path, card_dir: Path) -> s
     if "validation" in config.metrics:
         val = config.metrics["validation"]
         lines.append(f"- Model selection: best validation accuracy {_pct(val['accuracy'])} (epoch {val['epoch']})")
-    lines += ["- Produced by:", "", "```bash", config.command, "```", "",
+    lines += ["- Produced by (after the commands that made its `--init` weights, oldest first):" if config.lineage
+              else "- Produced by:", "", "```bash", *config.lineage, config.command, "```", "",
               "| test set | images | accuracy | precision | recall | F1 | confusion [[TN, FP], [FN, TP]] |",
               "|---|---:|---:|---:|---:|---:|---|"]
     for bench, m in tests.items():

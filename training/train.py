@@ -227,10 +227,12 @@ def main(args: argparse.Namespace) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     size = args.input_size or get_architecture(args.arch).default_input_size
     model = build_model(args.arch, size, pretrained=args.pretrained)
-    if args.init:
-        model.load_state_dict(load_checkpoint(args.init).model.state_dict())
     config = CheckpointConfig(architecture=args.arch, input_size=size, name=name, display_name=args.display_name,
                               description=args.description, command=command_line(get_args_parser(), args))
+    if args.init:
+        start = load_checkpoint(args.init)
+        model.load_state_dict(start.model.state_dict())
+        config.lineage = [*start.config.lineage, start.config.command]
     state = fit(args, model, Detector(Checkpoint(model, config, "training")), run_dir)
     model.load_state_dict(state["best_model"])
     config.trained_on = _describe(args, state["sizes"])

@@ -37,19 +37,19 @@ def make_analyse_handler(analyse: Callable[..., Analysis]) -> Callable:
     """The click handler: ``analyse`` result -> (preview, label, summary, gallery tiles, notes, history)."""
 
     @human_errors("analysing the image")
-    def run(path, model_key, methods, variant, layers, history, progress=gr.Progress(track_tqdm=True)):
+    def run(path, model_key, methods, variant, layers, history, measure=False, progress=gr.Progress(track_tqdm=True)):
         if not path:
             raise gr.Error("Please upload an image first (or click one of the examples).", print_exception=False)
         if not model_key:
             raise gr.Error("No model is available: add a checkpoint under checkpoints/.", print_exception=False)
         analysis = analyse(path, model_key, list(methods or []), variant, layers,
-                           progress=lambda fraction, text: progress(fraction, desc=text))
+                           progress=lambda fraction, text: progress(fraction, desc=text), faithfulness=bool(measure))
         tiles = [(image, method_caption(e)) for image, e in zip(analysis.overlays, analysis.explanations)]
         summary = _summary(analysis)
         history = (history or [])[-(HISTORY_LIMIT - 1):] + [
             {"verdict": analysis.prediction.predicted_label, "fake": round(analysis.prediction.fake_probability, 4)}]
         return (analysis.image, analysis.prediction.probabilities, summary, tiles,
-                explanation_notes(analysis.explanations), history)
+                explanation_notes(analysis.explanations, analysis.faithfulness), history)
 
     return run
 
@@ -74,6 +74,8 @@ def build_detector_tab(predict: Callable[..., Analysis], analyse: Callable[..., 
             with gr.Accordion("Explanation settings", open=False):
                 variant = gr.Radio(VARIANT_CHOICES, value="fast", label="Speed")
                 layers = gr.Radio(LAYER_CHOICES, value="last", label="Layers the CAM methods look at")
+                measure = gr.Checkbox(False, label="Measure faithfulness (deletion / insertion AUC: about 0.5 s "
+                                      "more per method)")
             button = gr.Button("Analyse", variant="primary")
             preview = gr.Image(label="Your image", interactive=False, height=260)
             if examples:
@@ -81,12 +83,12 @@ def build_detector_tab(predict: Callable[..., Analysis], analyse: Callable[..., 
         with gr.Column(scale=2):
             verdict = gr.Label(num_top_classes=2, label="Verdict (REAL = photo or human-made, FAKE = AI)")
             summary = gr.Markdown()
-            gallery = gr.Gallery(label="Where the model looked", columns=3, height=340, object_fit="contain")
+            gallery = gr.Gallery(label="Where the model looked", columns=3, height="auto", object_fit="contain")
             notes = gr.Markdown()
     verdict_outputs = [preview, verdict, summary]
     shown = upload.upload(make_predict_handler(predict), inputs=[upload, model], outputs=verdict_outputs,
                           api_name="predict", concurrency_limit=predict_concurrency, concurrency_id="predict")
-    explain = dict(fn=make_analyse_handler(analyse), inputs=[upload, model, methods, variant, layers, history],
+    explain = dict(fn=make_analyse_handler(analyse), inputs=[upload, model, methods, variant, layers, history, measure],
                    outputs=[*verdict_outputs, gallery, notes, history], concurrency_limit="default")
     button.click(**explain, api_name="analyse")
     shown.success(**explain, api_visibility="private")

@@ -22,10 +22,11 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from ..detector import Detector
-from .cam import GradCamExplainer, PerImageAblationLayer, PytorchGradCamExplainer, ablation_value
+from .cam import (BATCH_SIZE, AblationCamExplainer, GradCamExplainer, PerImageAblationLayer, ScoreCamExplainer,
+                  ablation_value)
 
 DEFAULT_K = 16
-BATCH_SIZE = 32
+TAIL_BATCH_SIZE = 32  # ablated copies per pass through the tail: small feature maps, so larger batches pay
 
 
 class TopKScoreCAM(ScoreCAM):
@@ -104,7 +105,7 @@ class CachedAblationCAM(AblationCAM):
     """Ablation-CAM from cached activations: closed form, else the network's tail, else the full method."""
 
     def __init__(self, model: nn.Module, target_layers: list[nn.Module], layer_paths: list[str],
-                 batch_size: int = BATCH_SIZE) -> None:
+                 batch_size: int = TAIL_BATCH_SIZE) -> None:
         super().__init__(model, target_layers, ablation_layer=PerImageAblationLayer(), batch_size=batch_size)
         self.tails = {id(layer): tail_after(model, path) for layer, path in zip(target_layers, layer_paths)}
 
@@ -148,13 +149,11 @@ class CachedAblationCAM(AblationCAM):
         return np.float32(scores)
 
 
-class FastScoreCamExplainer(PytorchGradCamExplainer):
+class FastScoreCamExplainer(ScoreCamExplainer):
     """Score-CAM on the top-k channels (``k=16`` by default)."""
 
-    key, title, variant = "score_cam", "Score-CAM", "fast"
-    caption = ("Score-CAM masks the image with each of the most active feature maps and measures how much the "
-               "model's confidence in its verdict rises. Red = regions that alone convince the model, "
-               "blue = regions that do not.")
+    variant = "fast"
+    caption = ScoreCamExplainer.caption.replace("with each feature map", "with each of its most active feature maps")
 
     def __init__(self, detector: Detector, target_layers: list[str] | str = "last", k: int = DEFAULT_K) -> None:
         self.k = k
@@ -164,12 +163,10 @@ class FastScoreCamExplainer(PytorchGradCamExplainer):
         return TopKScoreCAM(self.detector.model, layers, k=self.k)
 
 
-class FastAblationCamExplainer(PytorchGradCamExplainer):
+class FastAblationCamExplainer(AblationCamExplainer):
     """Ablation-CAM re-running only what follows the target layer (closed form for a pooled linear head)."""
 
-    key, title, variant = "ablation_cam", "Ablation-CAM", "fast"
-    caption = ("Ablation-CAM switches off one feature map at a time and measures how much the verdict drops. "
-               "Red = regions the verdict depends on, blue = regions it can do without.")
+    variant = "fast"
 
     def make_cam(self, layers: list[nn.Module]) -> CachedAblationCAM:
         return CachedAblationCAM(self.detector.model, layers, self.layer_paths)

@@ -1,4 +1,4 @@
-"""Fast LIME: the same method over fewer, quicker superpixels and a bounded, single-batch sample."""
+"""Fast LIME: the same method over fewer, quicker superpixels and a bounded sample."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +13,7 @@ COMPACTNESS = 30.0  # compact, nearly regular superpixels: closer to full LIME's
 
 
 class FastLimeExplainer(LimeExplainer):
-    """LIME over at most ``n_segments`` SLIC superpixels with ``num_samples`` perturbations in one batch.
+    """LIME over about ``n_segments`` SLIC superpixels with ``num_samples`` perturbations.
 
     Quickshift makes a hundred or more superpixels in over a second; LIME then
     needs about a thousand samples to weigh them. SLIC with a bounded count takes
@@ -25,7 +25,7 @@ class FastLimeExplainer(LimeExplainer):
 
     def __init__(self, detector: Detector, target_layers: list[str] | str = "last",
                  num_samples: int = DEFAULT_SAMPLES, n_segments: int = DEFAULT_SEGMENTS, seed: int = 0) -> None:
-        super().__init__(detector, target_layers, num_samples=num_samples, batch_size=num_samples, seed=seed)
+        super().__init__(detector, target_layers, num_samples=num_samples, seed=seed)
         self.n_segments = n_segments
 
     def segment(self, canvas: np.ndarray) -> np.ndarray:

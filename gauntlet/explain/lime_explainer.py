@@ -8,6 +8,7 @@ from PIL import Image
 
 from ..detector import Detector
 from .base import Explainer, ProgressFn
+from .cam import BATCH_SIZE
 
 WORK_SIDE = 224  # LIME segments a canvas of at least this size: 32x32 superpixels are meaningless
 
@@ -20,7 +21,7 @@ class LimeExplainer(Explainer):
                "to it. Red = superpixels that support the verdict, blue = superpixels that argue against it.")
 
     def __init__(self, detector: Detector, target_layers: list[str] | str = "last", num_samples: int = 1000,
-                 batch_size: int = 64, seed: int = 0) -> None:
+                 batch_size: int = BATCH_SIZE, seed: int = 0) -> None:
         super().__init__(detector, target_layers)
         self.num_samples = num_samples
         self.batch_size = batch_size
