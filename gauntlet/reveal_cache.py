@@ -4,7 +4,7 @@ The quiz reveals the model's verdict and heatmap the moment a player guesses, so
 are computed beforehand: by ``python -m gauntlet.quiz precompute``, or, for an item not
 cached yet, in a background thread while the player is still looking at the image.
 Entries live under ``<cache_dir>/quiz/<model fingerprint>/``; the fingerprint hashes the
-weights, so retraining a model never serves stale verdicts.
+weights, preprocessing and explained layers, so retraining a model never serves stale verdicts.
 """
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ class RevealCache:
             return known
         detector = self.catalog.detector(model_key)
         digest = hashlib.sha256(json.dumps([detector.labels, detector.input_size, detector.config.mean,
-                                            detector.config.std, detector.config.resize]).encode())
+                                            detector.config.std, detector.config.resize,
+                                            detector.config.target_layers]).encode())
         for name, tensor in sorted(detector.model.state_dict().items()):
             digest.update(name.encode())
             digest.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes())

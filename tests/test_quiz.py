@@ -135,3 +135,15 @@ def test_classroom_play_records_first_answers_and_feeds_the_teacher(quiz):
     quiz.close_room(code, key)
     with pytest.raises(RoomError, match="closed"):
         quiz.guess(after, "REAL")
+
+
+def test_cached_reveals_are_keyed_by_weights_and_explained_layers(tmp_path):
+    def fingerprint(folder: str, **config) -> str:
+        make_checkpoint(tmp_path / folder / "m", "baseline_cnn", **config)
+        catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path / folder)
+        return RevealCache(catalog, None, tmp_path / "cache").fingerprint("m")
+
+    same = fingerprint("a"), fingerprint("b")
+    assert same[0] == same[1]
+    assert fingerprint("c", seed=1) != same[0]
+    assert fingerprint("d", target_layers={"last": ["features.1"], "last3": ["features.1"]}) != same[0]

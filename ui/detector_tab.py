@@ -83,7 +83,7 @@ def build_detector_tab(predict: Callable[..., Analysis], analyse: Callable[..., 
         with gr.Column(scale=2):
             verdict = gr.Label(num_top_classes=2, label="Verdict (REAL = photo or human-made, FAKE = AI)")
             summary = gr.Markdown()
-            gallery = gr.Gallery(label="Where the model looked", columns=3, height="auto", object_fit="contain")
+            gallery = gr.Gallery(label="Where the model looked", columns=3, height=280, object_fit="contain")
             notes = gr.Markdown()
     verdict_outputs = [preview, verdict, summary]
     shown = upload.upload(make_predict_handler(predict), inputs=[upload, model], outputs=verdict_outputs,
