@@ -50,4 +50,3 @@ def faithfulness_sentence(explanation: Explanation, scores: Faithfulness) -> str
             f"{scores.deletion_auc:.0%} along the way (deletion AUC {scores.deletion_auc:.2f}: lower = the heatmap "
             f"found what the verdict needs); revealing them first on a blurred copy, it averages "
             f"{scores.insertion_auc:.0%} (insertion AUC {scores.insertion_auc:.2f}: higher = better).")
-

@@ -129,7 +129,7 @@ class ModelCatalog:
         """Load an upload safely, classify it and explain the predicted class with each method.
 
         With ``faithfulness``, each heatmap's deletion and insertion AUC are measured too
-        (``2 * 17`` forward passes per method).
+        (``2 * (DEFAULT_STEPS + 1)`` forward passes per method, see :mod:`gauntlet.explain.faithfulness`).
         """
         analysis = self.predict(source, key)
         image = analysis.image
