@@ -196,6 +196,7 @@ def dataset_items(data: str, data_dir: Path | None, split: str) -> list[Item]:
 
 
 BENCHMARKS = {
+    "cifake_val": lambda root: cifake_items(root, "val"),  # model selection only, never a reported test figure
     "cifake_test": lambda root: cifake_items(root, "test"),
     "cifake_test_dedup": lambda root: exclude(cifake_items(root, "test"), cifake_leaked(root)),
     "cifake_test_first2000": lambda root: interleave(cifake_items(root, "test"), 2000),
