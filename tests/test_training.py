@@ -11,7 +11,7 @@ from PIL import Image
 from gauntlet.checkpoint import load_checkpoint
 from gauntlet.images import load_image
 from tests.conftest import shared_data_or_skip
-from training import data, train
+from training import data, flip, train
 from training.augment import augment
 
 
@@ -129,3 +129,32 @@ def test_named_splits_follow_the_data_readme():
     cifake_test = [i for i in mixed["test"] if i.name.startswith("cifake:")]
     assert len(cifake_test) == 144 and all(i.upscale == data.RVAA_SIDE for i in cifake_test)
     assert data.read_item(cifake_test[0]).size == (data.RVAA_SIDE, data.RVAA_SIDE)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown where no GPU is visible")
+def test_asking_for_a_gpu_without_one_fails_with_a_clear_message(synthetic, tmp_path):
+    with pytest.raises(SystemExit, match="no CUDA GPU"):
+        train.main(_args(synthetic, tmp_path, "--device", "cuda"))
+
+
+def test_flip_is_chosen_on_validation_and_recorded(synthetic, tmp_path):
+    out = train.main(_args(synthetic, tmp_path, "--epochs", "1"))
+    metrics = flip.main(flip.get_args_parser().parse_args(["--checkpoint", str(out), "--data", str(synthetic)]))
+    decision = metrics["test_time_flip"]
+    config = load_checkpoint(str(out)).config
+    assert config.test_time_flip == decision["chosen"] == (decision["validation_flip"] > decision["validation_plain"])
+    assert decision["command"] == f"python -m training.flip --checkpoint {out} --data {synthetic}"
+    assert config.metrics["test"]["n"] == 4
+
+
+def test_verdicts_average_the_mirror_image_only_when_the_checkpoint_says_so(tiny_detectors, rgb_image):
+    detector = tiny_detectors["baseline_cnn"]
+    batch = detector.preprocess(rgb_image)
+    mirrored = (detector.probabilities(batch) + detector.probabilities(batch.flip(3))) / 2
+    assert torch.equal(detector.verdict_probabilities(batch), detector.probabilities(batch))
+    detector.config.test_time_flip = True
+    try:
+        assert torch.allclose(detector.verdict_probabilities(batch), mirrored)
+        assert detector.predict(rgb_image).fake_probability == pytest.approx(float(mirrored[0, 1]), abs=1e-6)
+    finally:
+        detector.config.test_time_flip = False

@@ -196,7 +196,9 @@ def dataset_items(data: str, data_dir: Path | None, split: str) -> list[Item]:
 
 
 BENCHMARKS = {
-    "cifake_val": lambda root: cifake_items(root, "val"),  # model selection only, never a reported test figure
+    "cifake_val": lambda root: cifake_items(root, "val"),  # the *_val sets: model selection only, never reported as tests
+    "rvaa_val": lambda root: rvaa_items(root, "val"),
+    "mixed_val": lambda root: mixed_items(root, "val"),
     "cifake_test": lambda root: cifake_items(root, "test"),
     "cifake_test_dedup": lambda root: exclude(cifake_items(root, "test"), cifake_leaked(root)),
     "cifake_test_first2000": lambda root: interleave(cifake_items(root, "test"), 2000),
@@ -215,6 +217,13 @@ TEST_BENCHMARKS = {"cifake": ["cifake_test", "cifake_test_dedup", "cifake_test_f
 def benchmark_items(name: str, data_dir: Path | None = None) -> list[Item]:
     """Items of a named benchmark (see :data:`BENCHMARKS`)."""
     return BENCHMARKS[name](data_dir_or_default(data_dir))
+
+
+def test_sets(dataset: str, data_dir: Path | None = None) -> dict[str, list[Item]]:
+    """The test sets a checkpoint trained on ``dataset`` is measured on: its named benchmarks, or the folder's test split."""
+    if dataset in TEST_BENCHMARKS:
+        return {name: benchmark_items(name, data_dir) for name in TEST_BENCHMARKS[dataset]}
+    return {"test": dataset_items(dataset, data_dir, "test")}
 
 
 @functools.lru_cache(maxsize=8)

@@ -74,7 +74,7 @@ def predict_items(detector: Detector, items: list[data.Item], batch_size: int = 
     with tqdm(total=len(items), desc=desc, unit="img") as progress:
         for batch in _batches(items, batch_size, skipped):
             squares = [detector.square_input(image)[0] for _, image in batch]
-            probs.append(detector.probabilities(detector.to_tensor(squares))[:, FAKE_INDEX].numpy())
+            probs.append(detector.verdict_probabilities(detector.to_tensor(squares))[:, FAKE_INDEX].numpy())
             done += [item for item, _ in batch]
             progress.update(len(batch))
     return done, np.concatenate(probs) if probs else np.zeros(0), skipped
@@ -144,6 +144,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="first N images, alternately REAL and FAKE in sorted name order")
     parser.add_argument("--exclude-list", default=None, help="text file of paths to leave out (matched on LABEL/file)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--flip", choices=["checkpoint", "on", "off"], default="checkpoint",
+                        help="average each verdict with the mirror image's: as the checkpoint says (default), or force")
     parser.add_argument("--json", default=None, help="write the result as one JSON object here ('-' = stdout)")
     return parser
 
@@ -151,10 +153,14 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> dict[str, Any]:
     items = select_items(args.data, args.data_dir, args.split, args.limit, args.exclude_list)
     detector = Detector(load_checkpoint(args.checkpoint))
-    result = evaluate_items(detector, items, args.batch_size)
-    result.update(checkpoint=args.checkpoint, data=args.data, limit=args.limit, exclude_list=args.exclude_list)
     config = detector.config
-    title = f"{config.title} ({config.architecture}, {config.input_size} px) on {args.data}"
+    if args.flip != "checkpoint":
+        config.test_time_flip = args.flip == "on"
+    result = evaluate_items(detector, items, args.batch_size)
+    result.update(checkpoint=args.checkpoint, data=args.data, limit=args.limit, exclude_list=args.exclude_list,
+                  test_time_flip=config.test_time_flip)
+    mirror = ", mirror-averaged" if config.test_time_flip else ""
+    title = f"{config.title} ({config.architecture}, {config.input_size} px{mirror}) on {args.data}"
     print(summary(result, title), file=sys.stderr if args.json == "-" else sys.stdout)
     if args.json == "-":
         print(json.dumps(result))

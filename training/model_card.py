@@ -118,8 +118,14 @@ def checkpoint_section(name: str, folder: Path, docs: Path, card_dir: Path) -> s
     if "validation" in config.metrics:
         val = config.metrics["validation"]
         lines.append(f"- Model selection: best validation accuracy {_pct(val['accuracy'])} (epoch {val['epoch']})")
+    flip = config.metrics.get("test_time_flip")
+    if flip:
+        verdicts = "the image and its mirror image, averaged" if flip["chosen"] else "the image alone"
+        lines.append(f"- Verdicts use {verdicts} (test-time flip, decided on validation: {_pct(flip['validation_plain'])} "
+                     f"without, {_pct(flip['validation_flip'])} with)")
     lines += ["- Produced by (after the commands that made its `--init` weights, oldest first):" if config.lineage
-              else "- Produced by:", "", "```bash", *config.lineage, config.command, "```", "",
+              else "- Produced by:", "", "```bash", *config.lineage, config.command,
+              *([flip["command"]] if flip else []), "```", "",
               "| test set | images | accuracy | precision | recall | F1 | confusion [[TN, FP], [FN, TP]] |",
               "|---|---:|---:|---:|---:|---:|---|"]
     for bench, m in tests.items():

@@ -38,7 +38,7 @@ from training.evaluate import confusion_metrics, evaluate_benchmarks
 
 log = logging.getLogger(__name__)
 RUN_STATE = "last.pt"
-RESUME_IGNORES = {"workers", "threads", "run_dir"}
+RESUME_IGNORES = {"workers", "threads", "run_dir", "device"}
 ALWAYS = {"arch", "data", "optimizer", "lr", "batch_size", "epochs"}
 
 
@@ -62,6 +62,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=0, help="processes decoding images into the cache")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", help="where the network trains: cpu, or cuda for a GPU")
     parser.add_argument("--limit", type=int, default=None, help="at most N images per split (for quick tests)")
     parser.add_argument("--val-size", type=int, default=None, help="validate on the first N validation images only")
     parser.add_argument("--run-dir", default=None, help="per-epoch state for resuming (default: cache dir/runs/NAME)")
@@ -133,7 +134,8 @@ def train_epoch(model: nn.Module, detector: Detector, optimizer: torch.optim.Opt
         batch = detector.to_tensor(arrays[index])
         if args.augment:
             batch = augment(batch, generator)
-        loss = nn.functional.cross_entropy(model(batch), torch.from_numpy(labels[index]))
+        target = torch.from_numpy(labels[index]).to(args.device)
+        loss = nn.functional.cross_entropy(model(batch.to(args.device)), target)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -144,10 +146,11 @@ def train_epoch(model: nn.Module, detector: Detector, optimizer: torch.optim.Opt
 
 @torch.no_grad()
 def validate(model: nn.Module, detector: Detector, arrays: np.ndarray, labels: np.ndarray,
-             batch_size: int) -> dict[str, Any]:
+             batch_size: int, device: str = "cpu") -> dict[str, Any]:
     """Loss and metrics on preprocessed arrays (no augmentation)."""
     model.eval()
-    logits = torch.cat([model(detector.to_tensor(arrays[i:i + batch_size])) for i in range(0, len(arrays), batch_size)])
+    logits = torch.cat([model(detector.to_tensor(arrays[i:i + batch_size]).to(device)).float().cpu()
+                        for i in range(0, len(arrays), batch_size)])
     result = confusion_metrics(labels, logits.argmax(1).numpy())
     result["loss"] = nn.functional.cross_entropy(logits, torch.from_numpy(labels)).item()
     return result
@@ -202,17 +205,26 @@ def fit(args: argparse.Namespace, model: nn.Module, detector: Detector, run_dir:
             if state.get("optimizer_phase") == phase:
                 optimizer.load_state_dict(state["optimizer"])
         loss = train_epoch(model, detector, optimizer, arrays["train"], labels["train"], args, epoch)
-        val = validate(model, detector, arrays["val"], labels["val"], args.batch_size)
+        val = validate(model, detector, arrays["val"], labels["val"], args.batch_size, args.device)
         record = {"epoch": epoch + 1, "phase": phase, "train_loss": loss, "val_loss": val["loss"],
                   "val_accuracy": val["accuracy"]}
         print(json.dumps(record))
         state["history"].append(record)
         if state["best"] is None or (val["accuracy"], -val["loss"]) > (state["best"]["val_accuracy"], -state["best"]["val_loss"]):
-            state["best"], state["best_model"] = record, {k: v.clone() for k, v in model.state_dict().items()}
+            state["best"], state["best_model"] = record, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         state.update(epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(), optimizer_phase=phase,
                      rng=torch.get_rng_state())
         _save_state(run_dir, state)
     return state
+
+
+def _prepare_device(device: str) -> None:
+    """Fail early with a clear message when a GPU was asked for but is absent; let cuDNN pick fast kernels."""
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SystemExit(f"--device {device}: no CUDA GPU is visible to PyTorch here; use --device cpu.")
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
 
 def main(args: argparse.Namespace) -> Path:
@@ -233,8 +245,9 @@ def main(args: argparse.Namespace) -> Path:
         start = load_checkpoint(args.init)
         model.load_state_dict(start.model.state_dict())
         config.lineage = [*start.config.lineage, start.config.command]
-    state = fit(args, model, Detector(Checkpoint(model, config, "training")), run_dir)
-    model.load_state_dict(state["best_model"])
+    _prepare_device(args.device)
+    state = fit(args, model.to(args.device), Detector(Checkpoint(model, config, "training")), run_dir)
+    model.cpu().load_state_dict(state["best_model"])
     config.trained_on = _describe(args, state["sizes"])
     return finish(model, config, args, out, state["best"])
 
@@ -246,11 +259,7 @@ def finish(model: nn.Module, config: CheckpointConfig, args: argparse.Namespace,
     if args.half:
         to_half(out)
     saved = load_folder(out)
-    if args.data in data.TEST_BENCHMARKS:
-        names = data.TEST_BENCHMARKS[args.data]
-        items = {n: data.benchmark_items(n, args.data_dir) for n in names}
-    else:
-        items = {"test": _items(args, "test")}
+    items = data.test_sets(args.data, args.data_dir)
     if args.limit:
         items = {n: data.interleave(i, args.limit) for n, i in items.items()}
     config.metrics = {"validation": {"accuracy": best["val_accuracy"], "epoch": best["epoch"]},

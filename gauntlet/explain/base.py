@@ -125,7 +125,7 @@ class Explainer(ABC):
         square, box = self.detector.square_input(image)
         batch = self.detector.to_tensor([square])
         if target is None:
-            target = int(self.detector.probabilities(batch)[0].argmax())
+            target = int(self.detector.verdict_probabilities(batch)[0].argmax())
         start = time.perf_counter()
         with time_limit(self.detector.model, time_limit_s):
             cam = self.compute(batch, square, target, progress)
