@@ -149,7 +149,7 @@ def validate(model: nn.Module, detector: Detector, arrays: np.ndarray, labels: n
              batch_size: int, device: str = "cpu") -> dict[str, Any]:
     """Loss and metrics on preprocessed arrays (no augmentation)."""
     model.eval()
-    logits = torch.cat([model(detector.to_tensor(arrays[i:i + batch_size]).to(device)).float().cpu()
+    logits = torch.cat([model(detector.to_tensor(arrays[i:i + batch_size]).to(device)).cpu()
                         for i in range(0, len(arrays), batch_size)])
     result = confusion_metrics(labels, logits.argmax(1).numpy())
     result["loss"] = nn.functional.cross_entropy(logits, torch.from_numpy(labels)).item()
