@@ -20,7 +20,7 @@ from typing import Any
 from gauntlet.checkpoint import load_folder, write_config
 from gauntlet.detector import Detector
 from training import data
-from training.evaluate import evaluate_benchmarks
+from training.evaluate import evaluate_benchmarks, evaluate_items
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -42,7 +42,7 @@ def validation_accuracy(detector: Detector, items: list[data.Item], flip: bool, 
     """Accuracy on ``items`` with test-time flipping on or off."""
     detector.config.test_time_flip = flip
     desc = "validation, mirror-averaged" if flip else "validation"
-    return evaluate_benchmarks(detector, {"val": items}, batch_size, desc)["val"]["accuracy"]
+    return evaluate_items(detector, items, batch_size, desc)["accuracy"]
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
