@@ -38,6 +38,7 @@ from gauntlet.service import DEFAULT_METHODS, default_bundled_model
 from gauntlet.settings import get_settings
 
 REQUEST_TIMEOUT_S = 120.0
+DEFAULT_RAMP_UP_S = 10.0  # visitors arrive over this many seconds (run() and the command line alike)
 FAST_METHODS = list(DEFAULT_METHODS)
 
 
@@ -185,7 +186,7 @@ def playable_deck(user: User, deck: str) -> str | None:
 
 
 def run(clients: int, duration: float, checkpoints: Path | None, architecture: str | None, deck: str,
-        ramp_up: float = 0.0) -> dict:
+        ramp_up: float = DEFAULT_RAMP_UP_S) -> dict:
     """Start the app, drive it with ``clients`` users for ``duration`` seconds, stop it, report."""
     with tempfile.TemporaryDirectory(prefix="gauntlet-load-") as folder:
         work = Path(folder)
@@ -253,7 +254,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--duration", type=float, default=120.0, help="seconds of load (requests then finish)")
-    parser.add_argument("--ramp-up", type=float, default=10.0, help="seconds over which the clients arrive "
+    parser.add_argument("--ramp-up", type=float, default=DEFAULT_RAMP_UP_S, help="seconds over which the clients arrive "
                         "(0: all at the same instant)")
     parser.add_argument("--checkpoints", type=Path, help="folder of checkpoints (default: the app's)")
     parser.add_argument("--random", metavar="ARCHITECTURE", help="use a random-weight model of this architecture")

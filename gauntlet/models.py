@@ -167,12 +167,14 @@ class Architecture:
     default_input_size: int
     target_layers: dict[str, list[str]] = field(default_factory=dict)
     pretrained_available: bool = False
+    fixed_input_size: bool = False  # True when the head's shape depends on the input side (no global pooling)
 
 
 ARCHITECTURES: dict[str, Architecture] = {
     "baseline_cnn": Architecture(
         "baseline_cnn", build_baseline_cnn, 32,
         {"last": ["features.2"], "last3": ["features.0", "features.1", "features.2"]},
+        fixed_input_size=True,
     ),
     "resnet50": Architecture(
         "resnet50", build_resnet50, 224,

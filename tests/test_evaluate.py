@@ -50,9 +50,10 @@ def checkpoint(tmp_path_factory) -> Path:
     return make_checkpoint(tmp_path_factory.mktemp("ck") / "tiny", "baseline_cnn", seed=3)
 
 
-def _expected_matrix(checkpoint: Path, folder: Path) -> list[list[int]]:
+def _expected_matrix(checkpoint: Path, folder: Path, input_size: int | None = None) -> list[list[int]]:
     """The confusion matrix built image by image with Detector.predict, as the app would classify them."""
     detector = Detector(load_checkpoint(str(checkpoint)))
+    detector.config.input_size = input_size or detector.config.input_size
     matrix = [[0, 0], [0, 0]]
     for truth, label in enumerate(("REAL", "FAKE")):
         for file in sorted((folder / label).iterdir()):
@@ -94,6 +95,17 @@ def test_cli_writes_json_matching_hand_computed_matrix(checkpoint, folder, tmp_p
 def test_zip_gives_the_same_result_as_the_folder(checkpoint, folder, archive):
     args = evaluate.get_args_parser().parse_args(["--checkpoint", str(checkpoint), "--data", str(archive)])
     assert evaluate.main(args)["confusion_matrix"] == _expected_matrix(checkpoint, folder)
+
+
+def test_input_size_measures_the_checkpoint_at_another_scale(checkpoint, folder, tmp_path):
+    lite = make_checkpoint(tmp_path / "lite", "efficientnet_lite0", seed=5)
+    args = evaluate.get_args_parser().parse_args(["--checkpoint", str(lite), "--data", str(folder),
+                                                  "--input-size", "96"])
+    result = evaluate.main(args)
+    assert result["input_size"] == 96 and result["confusion_matrix"] == _expected_matrix(lite, folder, 96)
+    args.checkpoint = str(checkpoint)
+    with pytest.raises(SystemExit, match="only takes 32 px"):
+        evaluate.main(args)
 
 
 def test_limit_alternates_classes_in_sorted_order(folder):

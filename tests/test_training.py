@@ -12,7 +12,7 @@ from gauntlet.checkpoint import load_checkpoint
 from gauntlet.images import load_image
 from tests.conftest import shared_data_or_skip
 from training import data, flip, train
-from training.augment import augment
+from training.augment import augment, cutmix
 
 
 def _synthetic_set(root: Path, per_class: int = 20) -> Path:
@@ -111,6 +111,29 @@ def test_augment_keeps_shape_and_is_seeded():
     assert not torch.equal(first, batch)
 
 
+
+def test_cutmix_pastes_one_box_and_reports_the_share_left_unchanged():
+    batch = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 3, 20, 20).contiguous()
+    mixed, partner, keep = cutmix(batch, torch.Generator().manual_seed(3))
+    assert torch.equal(mixed, cutmix(batch, torch.Generator().manual_seed(3))[0])
+    own = (mixed == batch).float().mean(dim=(1, 2, 3))
+    moved = partner != torch.arange(4)
+    assert moved.any() and torch.allclose(own[moved], torch.full_like(own[moved], keep))
+    assert ((mixed == batch) | (mixed == batch[partner])).all()
+
+
+def test_cutmix_run_says_so_and_resumes_runs_begun_before_the_option(synthetic, tmp_path):
+    out = train.main(_args(synthetic, tmp_path, "--epochs", "1", "--cutmix", "1"))
+    config = load_checkpoint(str(out)).config
+    assert "--cutmix 1.0" in config.command and "CutMix on 100% of batches" in config.trained_on
+    state_path = tmp_path / "old" / "run" / "last.pt"
+    train.main(_args(synthetic, tmp_path / "old", "--epochs", "1"))
+    state = torch.load(state_path, weights_only=False)
+    del state["args"]["cutmix"]  # a run state written before --cutmix existed
+    torch.save(state, state_path)
+    assert train.main(_args(synthetic, tmp_path / "old", "--epochs", "1")).is_dir()
+
+
 def test_decoded_arrays_are_cached(synthetic):
     items = data.list_folder(synthetic)[:3]
     first = data.decode_arrays(items, 32, "t")
@@ -118,6 +141,17 @@ def test_decoded_arrays_are_cached(synthetic):
     assert np.array_equal(first, data.decode_arrays(items, 32, "t"))
     assert np.array_equal(first[0], data.square_array(load_image(items[0].path), 32))
 
+
+def test_side_by_side_runs_can_decode_the_same_set(synthetic, monkeypatch):
+    """Another process finishing the same cache file while this one writes (grid runs side by side) is harmless."""
+    items, real_save = data.list_folder(synthetic)[:3], np.save
+
+    def save_while_another_process_finishes(path, array):
+        real_save(path, array)
+        monkeypatch.setattr(data.np, "save", real_save)
+        data.decode_arrays(items, 16, "race")  # the other process, done first
+    monkeypatch.setattr(data.np, "save", save_while_another_process_finishes)
+    assert data.decode_arrays(items, 16, "race").shape == (3, 16, 16, 3)
 
 def test_named_splits_follow_the_data_readme():
     root = shared_data_or_skip()
@@ -129,6 +163,8 @@ def test_named_splits_follow_the_data_readme():
     cifake_test = [i for i in mixed["test"] if i.name.startswith("cifake:")]
     assert len(cifake_test) == 144 and all(i.upscale == data.RVAA_SIDE for i in cifake_test)
     assert data.read_item(cifake_test[0]).size == (data.RVAA_SIDE, data.RVAA_SIDE)
+    assert set(data.benchmark_items("mixed_test_cifake", root)) == set(cifake_test)
+    assert mixed["test"] - set(cifake_test) == set(data.benchmark_items("rvaa_test", root))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown where no GPU is visible")

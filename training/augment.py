@@ -1,4 +1,4 @@
-"""The study's augmentation: random flips and random rotations of up to 90 degrees."""
+"""The study's augmentation (random flips and rotations of up to 90 degrees), and CutMix."""
 from __future__ import annotations
 
 import math
@@ -22,3 +22,21 @@ def augment(batch: torch.Tensor, generator: torch.Generator | None = None) -> to
                          torch.stack([sin * flip_x, cos * flip_y, zero], 1)], 1)
     grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
     return F.grid_sample(batch, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def cutmix(batch: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """CutMix (Yun et al. 2019): paste one random box from a shuffled copy of the batch into every image.
+
+    Returns the mixed batch, the index of the image each box came from, and the
+    share of each image left unchanged (the weight of its own label in the loss;
+    the rest goes to the pasted image's label). The box's area is uniform in [0, 1].
+    """
+    n, _, height, width = batch.shape
+    partner = torch.randperm(n, generator=generator)
+    side = math.sqrt(torch.rand(1, generator=generator).item())
+    box_h, box_w = round(height * side), round(width * side)
+    top = int(torch.randint(0, height - box_h + 1, (1,), generator=generator))
+    left = int(torch.randint(0, width - box_w + 1, (1,), generator=generator))
+    mixed = batch.clone()
+    mixed[:, :, top:top + box_h, left:left + box_w] = batch[partner, :, top:top + box_h, left:left + box_w]
+    return mixed, partner, 1.0 - box_h * box_w / (height * width)

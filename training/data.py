@@ -18,6 +18,7 @@ import csv
 import functools
 import hashlib
 import random
+import uuid
 import zipfile
 from dataclasses import dataclass
 from multiprocessing import Pool
@@ -204,6 +205,7 @@ BENCHMARKS = {
     "cifake_test_first2000": lambda root: interleave(cifake_items(root, "test"), 2000),
     "rvaa_test": lambda root: rvaa_items(root, "test"),
     "mixed_test": lambda root: mixed_items(root, "test"),
+    "mixed_test_cifake": lambda root: [i for i in mixed_items(root, "test") if i.upscale],  # its RVAA half: rvaa_test
     "faces": lambda root: list_folder(root / "faces"),
     "photos_mixed": lambda root: list_folder(root / "photos_mixed"),
 }
@@ -271,7 +273,7 @@ def decode_arrays(items: list[Item], size: int, tag: str = "images", workers: in
         arrays = [_decode(job) for job in tqdm(jobs, **progress)]
     stacked = np.stack(arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial.npy")
+    partial = path.with_suffix(f".{uuid.uuid4().hex}.partial.npy")  # side-by-side runs may decode the same set
     np.save(partial, stacked)
     partial.replace(path)
     return stacked

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from gauntlet.checkpoint import load_checkpoint
 from gauntlet.detector import FAKE_INDEX, Detector
 from gauntlet.images import ImageError
+from gauntlet.models import get_architecture
 from training import data
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--flip", choices=["checkpoint", "on", "off"], default="checkpoint",
                         help="average each verdict with the mirror image's: as the checkpoint says (default), or force")
+    parser.add_argument("--input-size", type=int, default=None,
+                        help="resize images to this side instead of the checkpoint's (to measure what scale buys)")
     parser.add_argument("--json", default=None, help="write the result as one JSON object here ('-' = stdout)")
     return parser
 
@@ -156,9 +159,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     config = detector.config
     if args.flip != "checkpoint":
         config.test_time_flip = args.flip == "on"
+    if args.input_size and args.input_size != config.input_size:
+        if get_architecture(config.architecture).fixed_input_size:
+            raise SystemExit(f"{config.architecture} only takes {config.input_size} px inputs; --input-size "
+                             "works for architectures that pool globally (EfficientNet, ResNet).")
+        config.input_size = args.input_size
     result = evaluate_items(detector, items, args.batch_size)
     result.update(checkpoint=args.checkpoint, data=args.data, limit=args.limit, exclude_list=args.exclude_list,
-                  test_time_flip=config.test_time_flip)
+                  test_time_flip=config.test_time_flip, input_size=config.input_size)
     mirror = ", mirror-averaged" if config.test_time_flip else ""
     title = f"{config.title} ({config.architecture}, {config.input_size} px{mirror}) on {args.data}"
     print(summary(result, title), file=sys.stderr if args.json == "-" else sys.stdout)

@@ -33,7 +33,7 @@ from gauntlet.detector import Detector
 from gauntlet.models import build_model, get_architecture
 from gauntlet.settings import get_settings
 from training import data
-from training.augment import augment
+from training.augment import augment, cutmix
 from training.evaluate import confusion_metrics, evaluate_benchmarks
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weight-decay", type=float, default=None, help="default: the optimizer's own")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--augment", action="store_true", help="random rotations up to 90 degrees and flips")
+    parser.add_argument("--cutmix", type=float, default=0.0,
+                        help="share of batches mixed with CutMix (after --augment), 0 to 1")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=0, help="processes decoding images into the cache")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -135,13 +137,24 @@ def train_epoch(model: nn.Module, detector: Detector, optimizer: torch.optim.Opt
         if args.augment:
             batch = augment(batch, generator)
         target = torch.from_numpy(labels[index]).to(args.device)
-        loss = nn.functional.cross_entropy(model(batch.to(args.device)), target)
+        loss = batch_loss(model, batch, target, args, generator)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", refresh=False)
     return float(np.mean(losses))
+
+
+def batch_loss(model: nn.Module, batch: torch.Tensor, target: torch.Tensor, args: argparse.Namespace,
+               generator: torch.Generator) -> torch.Tensor:
+    """Cross-entropy of a training batch; with ``--cutmix`` some batches mix images and labels by area."""
+    if not args.cutmix or torch.rand(1, generator=generator).item() >= args.cutmix:
+        return nn.functional.cross_entropy(model(batch.to(args.device)), target)
+    mixed, partner, keep = cutmix(batch, generator)
+    logits = model(mixed.to(args.device))
+    return keep * nn.functional.cross_entropy(logits, target) + \
+        (1 - keep) * nn.functional.cross_entropy(logits, target[partner.to(args.device)])
 
 
 @torch.no_grad()
@@ -162,7 +175,9 @@ def _load_state(run_dir: Path, args: argparse.Namespace) -> dict[str, Any] | Non
         return None
     state = torch.load(path, map_location="cpu", weights_only=False)
     before, now = state["args"], vars(args)
-    changed = sorted(k for k in (set(before) | set(now)) - RESUME_IGNORES if before.get(k) != now.get(k))
+    defaults = vars(get_args_parser().parse_args(["--out", now["out"]]))  # options added since the run began
+    changed = sorted(k for k in (set(before) | set(now)) - RESUME_IGNORES
+                     if before.get(k, defaults.get(k)) != now.get(k))
     if changed:
         raise SystemExit(f"{run_dir} holds a run with other settings ({', '.join(changed)}); use another --run-dir.")
     return state
@@ -181,6 +196,7 @@ def _describe(args: argparse.Namespace, sizes: dict[str, int]) -> str:
     extras = ", ImageNet start" if args.pretrained else ""
     extras += f", started from checkpoint {args.init}" if args.init else ""
     extras += ", rotation/flip augmentation" if args.augment else ""
+    extras += f", CutMix on {args.cutmix:.0%} of batches" if args.cutmix else ""
     return (f"{source}: {sizes['train']} training and {sizes['val']} validation images (best epoch kept); "
             f"{schedule}, {args.optimizer} lr {args.lr}, batch {args.batch_size}{extras}")
 
