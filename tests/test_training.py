@@ -111,7 +111,6 @@ def test_augment_keeps_shape_and_is_seeded():
     assert not torch.equal(first, batch)
 
 
-
 def test_cutmix_pastes_one_box_and_reports_the_share_left_unchanged():
     batch = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 3, 20, 20).contiguous()
     mixed, partner, keep = cutmix(batch, torch.Generator().manual_seed(3))
@@ -126,6 +125,8 @@ def test_cutmix_run_says_so_and_resumes_runs_begun_before_the_option(synthetic, 
     out = train.main(_args(synthetic, tmp_path, "--epochs", "1", "--cutmix", "1"))
     config = load_checkpoint(str(out)).config
     assert "--cutmix 1.0" in config.command and "CutMix on 100% of batches" in config.trained_on
+    with pytest.raises(SystemExit):
+        _args(synthetic, tmp_path, "--cutmix", "1.5")
     state_path = tmp_path / "old" / "run" / "last.pt"
     train.main(_args(synthetic, tmp_path / "old", "--epochs", "1"))
     state = torch.load(state_path, weights_only=False)
@@ -152,6 +153,7 @@ def test_side_by_side_runs_can_decode_the_same_set(synthetic, monkeypatch):
         data.decode_arrays(items, 16, "race")  # the other process, done first
     monkeypatch.setattr(data.np, "save", save_while_another_process_finishes)
     assert data.decode_arrays(items, 16, "race").shape == (3, 16, 16, 3)
+
 
 def test_named_splits_follow_the_data_readme():
     root = shared_data_or_skip()

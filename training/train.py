@@ -42,6 +42,14 @@ RESUME_IGNORES = {"workers", "threads", "run_dir", "device"}
 ALWAYS = {"arch", "data", "optimizer", "lr", "batch_size", "epochs"}
 
 
+def share(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
+    return value
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train a GAUNTLET detector checkpoint.")
     parser.add_argument("--arch", default="baseline_cnn", help="architecture name (gauntlet.models)")
@@ -59,7 +67,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weight-decay", type=float, default=None, help="default: the optimizer's own")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--augment", action="store_true", help="random rotations up to 90 degrees and flips")
-    parser.add_argument("--cutmix", type=float, default=0.0,
+    parser.add_argument("--cutmix", type=share, default=0.0,
                         help="share of batches mixed with CutMix (after --augment), 0 to 1")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=0, help="processes decoding images into the cache")
