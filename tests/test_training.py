@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from gauntlet.checkpoint import load_checkpoint
 from gauntlet.images import load_image
 from tests.conftest import shared_data_or_skip
-from training import data, flip, train
-from training.augment import augment, cutmix
+from training import data, flip, soup, train
+from training.augment import augment, cutmix, mirror, random_crops
 
 
 def _synthetic_set(root: Path, per_class: int = 20) -> Path:
@@ -135,6 +136,48 @@ def test_cutmix_run_says_so_and_resumes_runs_begun_before_the_option(synthetic, 
     assert train.main(_args(synthetic, tmp_path / "old", "--epochs", "1")).is_dir()
 
 
+def test_mirror_flips_some_images_left_right_and_keeps_the_others():
+    batch = torch.randn(16, 3, 5, 7)
+    mirrored = mirror(batch, torch.Generator().manual_seed(2))
+    assert torch.equal(mirrored, mirror(batch, torch.Generator().manual_seed(2)))
+    flipped = [torch.equal(m, b.flip(2)) for m, b in zip(mirrored, batch)]
+    kept = [torch.equal(m, b) for m, b in zip(mirrored, batch)]
+    assert all(f or k for f, k in zip(flipped, kept)) and any(flipped) and any(kept)
+
+
+def test_bfloat16_mirrored_run_says_so_and_saves_float32_weights(synthetic, tmp_path):
+    out = train.main(_args(synthetic, tmp_path, "--epochs", "1", "--hflip", "--bf16", "--limit", "16"))
+    checkpoint = load_checkpoint(str(out))
+    assert "--hflip" in checkpoint.config.command and "--bf16" in checkpoint.config.command
+    assert "random left-right mirroring" in checkpoint.config.trained_on
+    stored = load_file(str(out / "model.safetensors"))
+    assert {t.dtype for t in stored.values() if t.is_floating_point()} == {torch.float32}
+
+
+def test_random_crops_are_windows_of_each_image_at_its_own_scale():
+    batch = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    crops = random_crops(batch, 5, torch.Generator().manual_seed(1))
+    assert crops.shape == (2, 3, 5, 5)
+    assert torch.equal(crops, random_crops(batch, 5, torch.Generator().manual_seed(1)))
+    for image, crop in zip(batch, crops):
+        top, left = divmod(int(crop[0, 0, 0]) % 64, 8)
+        assert torch.equal(crop, image[:, top:top + 5, left:left + 5])
+    with pytest.raises(ValueError, match="does not fit"):
+        random_crops(batch, 9)
+
+
+def test_crop_run_trains_on_windows_and_judges_whole_images(synthetic, tmp_path):
+    out = train.main(_args(synthetic, tmp_path, "--arch", "efficientnet_lite0", "--input-size", "48",
+                           "--crop", "32", "--epochs", "1", "--limit", "16"))
+    config = load_checkpoint(str(out)).config
+    assert config.input_size == 48 and "--crop 32" in config.command and "random 32 px crops" in config.trained_on
+    with pytest.raises(SystemExit, match="cannot train on smaller windows"):
+        train.main(_args(synthetic, tmp_path / "cnn", "--crop", "16"))
+    with pytest.raises(SystemExit, match="must be smaller"):
+        train.main(_args(synthetic, tmp_path / "big", "--arch", "efficientnet_lite0", "--input-size", "48",
+                         "--crop", "48"))
+
+
 def test_decoded_arrays_are_cached(synthetic):
     items = data.list_folder(synthetic)[:3]
     first = data.decode_arrays(items, 32, "t")
@@ -196,3 +239,23 @@ def test_verdicts_average_the_mirror_image_only_when_the_checkpoint_says_so(tiny
         assert detector.predict(rgb_image).fake_probability == pytest.approx(float(mirrored[0, 1]), abs=1e-6)
     finally:
         detector.config.test_time_flip = False
+
+
+def test_soup_averages_the_weights_and_records_how(synthetic, tmp_path):
+    first = train.main(_args(synthetic, tmp_path / "a", "--epochs", "1", "--limit", "16"))
+    second = train.main(_args(synthetic, tmp_path / "b", "--epochs", "1", "--limit", "16", "--seed", "2"))
+    out = soup.main(soup.get_args_parser().parse_args(
+        ["--checkpoints", str(first), str(second), "--data", str(synthetic), "--out", str(tmp_path / "soup")]))
+    made, a, b = (load_checkpoint(str(path)) for path in (out, first, second))
+    for key, tensor in made.model.state_dict().items():
+        if tensor.is_floating_point():
+            assert torch.allclose(tensor, (a.model.state_dict()[key] + b.model.state_dict()[key]) / 2)
+    config = made.config
+    assert config.command.startswith("python -m training.soup --checkpoints ")
+    assert config.lineage == [a.config.command, b.config.command]
+    assert config.metrics["validation"]["epoch"] is None and "test" in config.metrics
+    wider = train.main(_args(synthetic, tmp_path / "c", "--epochs", "1", "--limit", "16", "--arch",
+                             "efficientnet_lite0", "--input-size", "32"))
+    with pytest.raises(SystemExit, match="only checkpoints of one kind"):
+        soup.main(soup.get_args_parser().parse_args(
+            ["--checkpoints", str(first), str(wider), "--data", str(synthetic), "--out", str(tmp_path / "bad")]))

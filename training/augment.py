@@ -1,4 +1,4 @@
-"""The study's augmentation (random flips and rotations of up to 90 degrees), and CutMix."""
+"""The study's augmentation (random flips and rotations of up to 90 degrees), mirroring, CutMix and random crops."""
 from __future__ import annotations
 
 import math
@@ -24,6 +24,12 @@ def augment(batch: torch.Tensor, generator: torch.Generator | None = None) -> to
     return F.grid_sample(batch, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def mirror(batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Flip each image of an NCHW batch left-right with probability 1/2 (a photo's mirror image is still a photo)."""
+    flipped = torch.rand(batch.shape[0], generator=generator) < 0.5
+    return torch.where(flipped.view(-1, 1, 1, 1), batch.flip(3), batch)
+
+
 def cutmix(batch: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
     """CutMix (Yun et al. 2019): paste one random box from a shuffled copy of the batch into every image.
 
@@ -40,3 +46,18 @@ def cutmix(batch: torch.Tensor, generator: torch.Generator | None = None) -> tup
     mixed = batch.clone()
     mixed[:, :, top:top + box_h, left:left + box_w] = batch[partner, :, top:top + box_h, left:left + box_w]
     return mixed, partner, 1.0 - box_h * box_w / (height * width)
+
+
+def random_crops(batch: torch.Tensor, side: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One random ``side`` x ``side`` window of every image of an NCHW batch, at the images' own scale.
+
+    Training on windows and judging the whole image keeps the pixel scale the
+    same in both (no resampling), so fine generator traces survive; the
+    network pools globally, so it takes the larger image at test time.
+    """
+    n, _, height, width = batch.shape
+    if side > min(height, width):
+        raise ValueError(f"a {side} px crop does not fit in {height}x{width} images")
+    tops = torch.randint(0, height - side + 1, (n,), generator=generator).tolist()
+    lefts = torch.randint(0, width - side + 1, (n,), generator=generator).tolist()
+    return torch.stack([image[:, t:t + side, l:l + side] for image, t, l in zip(batch, tops, lefts)])

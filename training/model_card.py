@@ -117,7 +117,9 @@ def checkpoint_section(name: str, folder: Path, docs: Path, card_dir: Path) -> s
              f"- Trained on: {config.trained_on}"]
     if "validation" in config.metrics:
         val = config.metrics["validation"]
-        lines.append(f"- Model selection: best validation accuracy {_pct(val['accuracy'])} (epoch {val['epoch']})")
+        chosen = f"best validation accuracy {_pct(val['accuracy'])} (epoch {val['epoch']})" if val.get("epoch") \
+            else f"validation accuracy {_pct(val['accuracy'])} (averaged weights, no epochs)"
+        lines.append(f"- Model selection: {chosen}")
     flip = config.metrics.get("test_time_flip")
     if flip:
         verdicts = "the image and its mirror image, averaged" if flip["chosen"] else "the image alone"

@@ -33,7 +33,7 @@ from gauntlet.detector import Detector
 from gauntlet.models import build_model, get_architecture
 from gauntlet.settings import get_settings
 from training import data
-from training.augment import augment, cutmix
+from training.augment import augment, cutmix, mirror, random_crops
 from training.evaluate import confusion_metrics, evaluate_benchmarks
 
 log = logging.getLogger(__name__)
@@ -67,11 +67,19 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weight-decay", type=float, default=None, help="default: the optimizer's own")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--augment", action="store_true", help="random rotations up to 90 degrees and flips")
+    parser.add_argument("--hflip", action="store_true",
+                        help="mirror training images left-right at random (flips without --augment's rotations)")
     parser.add_argument("--cutmix", type=share, default=0.0,
                         help="share of batches mixed with CutMix (after --augment), 0 to 1")
+    parser.add_argument("--crop", type=int, default=None,
+                        help="train on random N px windows of the --input-size images (validation and the app "
+                             "see the whole image)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=0, help="processes decoding images into the cache")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--bf16", action="store_true",
+                        help="train in bfloat16 autocast (about 2.5x faster on CPUs with AVX512-BF16; "
+                             "validation and the saved weights stay float32)")
     parser.add_argument("--device", default="cpu", help="where the network trains: cpu, or cuda for a GPU")
     parser.add_argument("--limit", type=int, default=None, help="at most N images per split (for quick tests)")
     parser.add_argument("--val-size", type=int, default=None, help="validate on the first N validation images only")
@@ -142,8 +150,12 @@ def train_epoch(model: nn.Module, detector: Detector, optimizer: torch.optim.Opt
             group["lr"] = peak * 0.5 * (1 + math.cos(math.pi * ((epoch - first) * steps + step) / total))
         index = np.sort(order[step * args.batch_size:(step + 1) * args.batch_size])
         batch = detector.to_tensor(arrays[index])
+        if args.crop:
+            batch = random_crops(batch, args.crop, generator)
         if args.augment:
             batch = augment(batch, generator)
+        if args.hflip:
+            batch = mirror(batch, generator)
         target = torch.from_numpy(labels[index]).to(args.device)
         loss = batch_loss(model, batch, target, args, generator)
         optimizer.zero_grad()
@@ -157,6 +169,13 @@ def train_epoch(model: nn.Module, detector: Detector, optimizer: torch.optim.Opt
 def batch_loss(model: nn.Module, batch: torch.Tensor, target: torch.Tensor, args: argparse.Namespace,
                generator: torch.Generator) -> torch.Tensor:
     """Cross-entropy of a training batch; with ``--cutmix`` some batches mix images and labels by area."""
+    batch = batch.contiguous(memory_format=torch.channels_last)  # the network's layout (see fit)
+    with torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16, enabled=args.bf16):
+        return _batch_loss(model, batch, target, args, generator)
+
+
+def _batch_loss(model: nn.Module, batch: torch.Tensor, target: torch.Tensor, args: argparse.Namespace,
+                generator: torch.Generator) -> torch.Tensor:
     if not args.cutmix or torch.rand(1, generator=generator).item() >= args.cutmix:
         return nn.functional.cross_entropy(model(batch.to(args.device)), target)
     mixed, partner, keep = cutmix(batch, generator)
@@ -203,14 +222,20 @@ def _describe(args: argparse.Namespace, sizes: dict[str, int]) -> str:
     schedule = f"{args.head_epochs} head + {args.epochs} full epochs" if args.head_epochs else f"{args.epochs} epochs"
     extras = ", ImageNet start" if args.pretrained else ""
     extras += f", started from checkpoint {args.init}" if args.init else ""
+    extras += f", random {args.crop} px crops" if args.crop else ""
     extras += ", rotation/flip augmentation" if args.augment else ""
+    extras += ", random left-right mirroring" if args.hflip else ""
     extras += f", CutMix on {args.cutmix:.0%} of batches" if args.cutmix else ""
     return (f"{source}: {sizes['train']} training and {sizes['val']} validation images (best epoch kept); "
             f"{schedule}, {args.optimizer} lr {args.lr}, batch {args.batch_size}{extras}")
 
 
 def fit(args: argparse.Namespace, model: nn.Module, detector: Detector, run_dir: Path) -> dict[str, Any]:
-    """Train with resume; returns the run state (``best_model`` holds the selected weights)."""
+    """Train with resume; returns the run state (``best_model`` holds the selected weights).
+
+    The network trains in channels-last layout: the same arithmetic, about twice as fast on a CPU.
+    """
+    model.to(memory_format=torch.channels_last)
     sets = {split: _items(args, split) for split in ("train", "val")}
     arrays = {s: data.decode_arrays(i, detector.input_size, _tag(args, s), args.workers) for s, i in sets.items()}
     labels = {s: data.labels_of(i) for s, i in sets.items()}
@@ -251,6 +276,16 @@ def _prepare_device(device: str) -> None:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
 
+def _check_crop(args: argparse.Namespace, size: int) -> None:
+    """``--crop`` needs a network that pools globally and a window smaller than the image."""
+    if not args.crop:
+        return
+    if get_architecture(args.arch).fixed_input_size:
+        raise SystemExit(f"--crop: {args.arch} only takes {size} px inputs, so it cannot train on smaller windows.")
+    if not 0 < args.crop < size:
+        raise SystemExit(f"--crop {args.crop} must be smaller than the input size ({size} px).")
+
+
 def main(args: argparse.Namespace) -> Path:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -262,6 +297,7 @@ def main(args: argparse.Namespace) -> Path:
     run_dir = Path(args.run_dir) if args.run_dir else get_settings().cache_dir / "runs" / name
     run_dir.mkdir(parents=True, exist_ok=True)
     size = args.input_size or get_architecture(args.arch).default_input_size
+    _check_crop(args, size)
     model = build_model(args.arch, size, pretrained=args.pretrained)
     config = CheckpointConfig(architecture=args.arch, input_size=size, name=name, display_name=args.display_name,
                               description=args.description, command=command_line(get_args_parser(), args))

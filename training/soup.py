@@ -1,0 +1,91 @@
+"""Average the weights of fine-tuned checkpoints into one (a uniform "model soup", Wortsman et al. 2022).
+
+    python -m training.soup --checkpoints checkpoints/lite0-cifake /work/runs/ck/lite0-cifake-128-hflip \
+        --data cifake --out /work/runs/ck/lite0-cifake-soup --half
+
+Runs that continue one another (``--init``) end in nearby minima of the same
+basin; their average often generalises a little better than either, at no
+cost when predicting. The ingredients must share architecture, input size and
+labels. The soup is judged like a training run: its validation accuracy (the
+split of ``--data``) and test metrics go into ``config.json``; decide
+test-time flipping afterwards with ``training.flip``.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+import torch
+
+from gauntlet.checkpoint import Checkpoint, load_checkpoint
+from gauntlet.detector import Detector
+from training import data, train
+from training.evaluate import evaluate_items
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Average the weights of GAUNTLET checkpoints (a model soup).")
+    parser.add_argument("--checkpoints", nargs="+", required=True, help="two or more checkpoints (name or folder)")
+    parser.add_argument("--data", required=True, help="their training data: cifake, rvaa, mixed or a REAL/FAKE folder")
+    parser.add_argument("--data-dir", default=None, help="data directory (default: settings)")
+    parser.add_argument("--out", required=True, help="folder of the averaged checkpoint")
+    parser.add_argument("--name", default=None, help="checkpoint name (default: the first ingredient's)")
+    parser.add_argument("--description", default=None, help="what the soup is (default: the first ingredient's)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+    return parser
+
+
+def average_weights(checkpoints: list[Checkpoint]) -> dict[str, torch.Tensor]:
+    """Uniform average of floating-point tensors; counters (BatchNorm's batch count) come from the first."""
+    first = checkpoints[0].config
+    for other in checkpoints[1:]:
+        keys = ("architecture", "input_size", "labels")
+        if any(getattr(other.config, k) != getattr(first, k) for k in keys):
+            raise SystemExit(f"{other.source} differs from {checkpoints[0].source} in architecture, input size "
+                             "or labels; only checkpoints of one kind can be averaged.")
+    states = [c.model.state_dict() for c in checkpoints]
+    return {key: torch.stack([s[key].float() for s in states]).mean(0).to(tensor.dtype)
+            if tensor.is_floating_point() else tensor for key, tensor in states[0].items()}
+
+
+def _lineage(checkpoints: list[Checkpoint]) -> list[str]:
+    """Every command behind the ingredients, oldest first, each once."""
+    commands = [c for checkpoint in checkpoints for c in [*checkpoint.config.lineage, checkpoint.config.command]]
+    return list(dict.fromkeys(filter(None, commands)))
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this soup."""
+    words = ["python", "-m", "training.soup", "--checkpoints", *args.checkpoints, "--data", args.data, "--out", args.out]
+    for option in ("data_dir", "name", "description"):
+        if getattr(args, option):
+            words += [f"--{option.replace('_', '-')}", getattr(args, option)]
+    return shlex.join(words + (["--half"] if args.half else []))
+
+
+def main(args: argparse.Namespace) -> Path:
+    if len(args.checkpoints) < 2:
+        raise SystemExit("--checkpoints: a soup needs at least two checkpoints.")
+    ingredients = [load_checkpoint(source) for source in args.checkpoints]
+    soup = ingredients[0]
+    soup.model.load_state_dict(average_weights(ingredients))
+    names = ", ".join(c.config.name or c.source for c in ingredients)
+    lineage, trained_on = _lineage(ingredients), " | ".join(c.config.trained_on for c in ingredients)
+    config = soup.config  # the first ingredient's preprocessing, labels and target layers
+    config.name = args.name or config.name
+    config.description = args.description or config.description
+    config.command = command_line(args)
+    config.lineage, config.trained_on = lineage, f"uniform weight average of {names}; each: {trained_on}"
+    config.test_time_flip = False
+    validation = evaluate_items(Detector(soup), data.dataset_items(args.data, args.data_dir, "val"),
+                                args.batch_size, "validation")
+    finish_args = argparse.Namespace(half=args.half, data=args.data, data_dir=args.data_dir, limit=None,
+                                     batch_size=args.batch_size)
+    return train.finish(soup.model, config, finish_args, Path(args.out),
+                        {"val_accuracy": validation["accuracy"], "epoch": None})
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
