@@ -146,3 +146,17 @@ def test_model_card_renders_recorded_metrics(tmp_path, monkeypatch):
     assert "| RVAA test | 4 | 75.00% | 66.67% | 100.00% | 80.00% | [[1, 1], [0, 2]] |" in card
     assert "python -m training.train X" in card and "| `tiny` | 25.00% |" in card
     assert (docs / "tiny_confusion.png").is_file() and "(docs/tiny_confusion.png)" in card
+
+
+def test_model_card_refuses_to_remeasure_some_rows_differently(tmp_path, monkeypatch):
+    from training import model_card
+
+    monkeypatch.setenv("GAUNTLET_CHECKPOINTS_DIR", str(tmp_path / "ckpts"))
+    stored = {"date": "2024-01-01", "benchmarks": ["faces"], "n": {"faces": 4}, "max_images": 2000,
+              "results": {"tiny": {"faces": {"accuracy": 0.25}}}}
+    (tmp_path / model_card.CROSS_EVAL).write_text(json.dumps(stored))
+    args = model_card.get_args_parser().parse_args(["--evaluate", "--checkpoints", "tiny", "--benchmarks", "faces",
+                                                    "--docs", str(tmp_path), "--out", str(tmp_path / "card.md")])
+    with pytest.raises(SystemExit, match="--max-images 2000"):
+        model_card.main(args)
+    assert json.loads((tmp_path / model_card.CROSS_EVAL).read_text()) == stored

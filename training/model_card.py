@@ -75,6 +75,17 @@ def merge(new: dict[str, Any], stored: Path, bundled: list[str]) -> dict[str, An
     return new
 
 
+def check_partial_update(stored: Path, benchmarks: list[str], max_images: int | None) -> None:
+    """Refuse to re-measure some checkpoints in another way than the stored table (their rows would be dropped)."""
+    if not stored.is_file():
+        return
+    old = json.loads(stored.read_text())
+    if (old["benchmarks"], old.get("max_images")) != (benchmarks, max_images):
+        raise SystemExit(f"{stored} was measured on {', '.join(old['benchmarks'])} with --max-images "
+                         f"{old.get('max_images')}; re-measure some checkpoints with the same --benchmarks and "
+                         "--max-images, or all of them (leave out --checkpoints).")
+
+
 def confusion_chart(name: str, metrics: dict[str, dict[str, Any]], folder: Path) -> Path:
     """One PNG with a confusion-matrix panel per test set of a checkpoint."""
     import matplotlib
@@ -200,6 +211,8 @@ def main(args: argparse.Namespace) -> Path:
     docs = Path(args.docs)
     if args.evaluate:
         names = args.checkpoints or bundled_names(checkpoints_dir)
+        if args.checkpoints:
+            check_partial_update(docs / CROSS_EVAL, args.benchmarks, args.max_images)
         cross = merge(cross_evaluate(names, args.benchmarks, args.data_dir, args.batch_size, args.max_images),
                       docs / CROSS_EVAL, bundled_names(checkpoints_dir))
         docs.mkdir(parents=True, exist_ok=True)
