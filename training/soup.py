@@ -13,7 +13,6 @@ test-time flipping afterwards with ``training.flip``.
 from __future__ import annotations
 
 import argparse
-import shlex
 from pathlib import Path
 
 import torch
@@ -39,9 +38,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def average_weights(checkpoints: list[Checkpoint]) -> dict[str, torch.Tensor]:
     """Uniform average of floating-point tensors; counters (BatchNorm's batch count) come from the first."""
-    first = checkpoints[0].config
+    first, keys = checkpoints[0].config, ("architecture", "input_size", "labels")
     for other in checkpoints[1:]:
-        keys = ("architecture", "input_size", "labels")
         if any(getattr(other.config, k) != getattr(first, k) for k in keys):
             raise SystemExit(f"{other.source} differs from {checkpoints[0].source} in architecture, input size "
                              "or labels; only checkpoints of one kind can be averaged.")
@@ -56,15 +54,6 @@ def _lineage(checkpoints: list[Checkpoint]) -> list[str]:
     return list(dict.fromkeys(filter(None, commands)))
 
 
-def command_line(args: argparse.Namespace) -> str:
-    """The command that reproduces this soup."""
-    words = ["python", "-m", "training.soup", "--checkpoints", *args.checkpoints, "--data", args.data, "--out", args.out]
-    for option in ("data_dir", "name", "description"):
-        if getattr(args, option):
-            words += [f"--{option.replace('_', '-')}", getattr(args, option)]
-    return shlex.join(words + (["--half"] if args.half else []))
-
-
 def main(args: argparse.Namespace) -> Path:
     if len(args.checkpoints) < 2:
         raise SystemExit("--checkpoints: a soup needs at least two checkpoints.")
@@ -76,7 +65,7 @@ def main(args: argparse.Namespace) -> Path:
     config = soup.config  # the first ingredient's preprocessing, labels and target layers
     config.name = args.name or config.name
     config.description = args.description or config.description
-    config.command = command_line(args)
+    config.command = train.command_line(get_args_parser(), args, "training.soup", always={"data"})
     config.lineage, config.trained_on = lineage, f"uniform weight average of {names}; each: {trained_on}"
     config.test_time_flip = False
     validation = evaluate_items(Detector(soup), data.dataset_items(args.data, args.data_dir, "val"),

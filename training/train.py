@@ -92,14 +92,16 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def command_line(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
-    """The command that reproduces ``args`` (other options left at their defaults are omitted)."""
-    words = ["python", "-m", "training.train"]
+def command_line(parser: argparse.ArgumentParser, args: argparse.Namespace, module: str = "training.train",
+                 always: set[str] = ALWAYS) -> str:
+    """The command that reproduces ``args`` (options left at their defaults are omitted, except ``always``)."""
+    words = ["python", "-m", module]
     for action in parser._actions:
         value = getattr(args, action.dest, None)
-        if not action.option_strings or action.dest == "help" or (value == action.default and action.dest not in ALWAYS):
+        if not action.option_strings or action.dest == "help" or (value == action.default and action.dest not in always):
             continue
-        words += [action.option_strings[0]] + ([] if isinstance(value, bool) else [str(value)])
+        values = [] if isinstance(value, bool) else value if isinstance(value, list) else [value]
+        words += [action.option_strings[0], *map(str, values)]
     return shlex.join(words)
 
 
