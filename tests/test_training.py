@@ -1,6 +1,7 @@
 """training.train and training.data: a tiny run end to end, exact resume, preprocessing parity with the app."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from gauntlet.checkpoint import load_checkpoint
+from gauntlet.checkpoint import load_checkpoint, save_checkpoint
 from gauntlet.images import load_image
 from tests.conftest import shared_data_or_skip
 from training import data, flip, soup, train
@@ -89,6 +90,18 @@ def test_interrupted_run_resumes_to_the_same_weights(synthetic, tmp_path, monkey
     assert len(torch.load(tmp_path / "b" / "run" / "last.pt", weights_only=False)["history"]) == 2
     for key, value in straight.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_keep_last_saves_the_final_epoch_and_rerunning_can_keep_the_best(synthetic, tmp_path):
+    last = load_checkpoint(str(train.main(_args(synthetic, tmp_path, "--epochs", "3", "--limit", "16",
+                                                "--keep", "last"))))
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert last.config.metrics["validation"]["epoch"] == 3 and "(last epoch kept)" in last.config.trained_on
+    for key, value in state["model"].items():
+        assert torch.equal(value, last.model.state_dict()[key]), key
+    best = load_checkpoint(str(train.main(_args(synthetic, tmp_path, "--epochs", "3", "--limit", "16"))))
+    assert best.config.metrics["validation"]["epoch"] == state["best"]["epoch"]
+    assert "--keep" not in best.config.command and "(best epoch kept)" in best.config.trained_on
 
 
 def test_resume_refuses_a_different_command(synthetic, tmp_path):
@@ -241,6 +254,26 @@ def test_verdicts_average_the_mirror_image_only_when_the_checkpoint_says_so(tiny
         detector.config.test_time_flip = False
 
 
+def _greedy_soup_drops_a_harmful_candidate(synthetic: Path, good: Path, tmp_path: Path) -> None:
+    """A copy of ``good`` with its last layer negated: averaged with ``good`` it zeroes the logits (chance)."""
+    original = load_checkpoint(str(good))
+    harmful = copy.deepcopy(original)
+    last = [m for m in harmful.model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.neg_(), last.bias.neg_()
+    harmful.config.name = "harmful"
+    save_checkpoint(harmful.model, harmful.config, tmp_path / "harmful")
+    assert original.config.metrics["validation"]["accuracy"] > 0.5  # else the negated copy would rank first
+    out = soup.main(soup.get_args_parser().parse_args(
+        ["--checkpoints", str(tmp_path / "harmful"), str(good), "--data", str(synthetic), "--greedy",
+         "--out", str(tmp_path / "greedy")]))
+    made = load_checkpoint(str(out))
+    assert made.config.trained_on.startswith("greedy soup of 2 candidates, kept tiny;")
+    assert made.config.lineage == [original.config.command] and "--greedy" in made.config.command
+    for key, tensor in made.model.state_dict().items():
+        assert torch.equal(tensor, original.model.state_dict()[key])
+
+
 def test_soup_averages_the_weights_and_records_how(synthetic, tmp_path):
     first = train.main(_args(synthetic, tmp_path / "a", "--epochs", "1", "--limit", "16"))
     second = train.main(_args(synthetic, tmp_path / "b", "--epochs", "1", "--limit", "16", "--seed", "2"))
@@ -254,6 +287,7 @@ def test_soup_averages_the_weights_and_records_how(synthetic, tmp_path):
     assert config.command.startswith("python -m training.soup --checkpoints ")
     assert config.lineage == [a.config.command, b.config.command]
     assert config.metrics["validation"]["epoch"] is None and "test" in config.metrics
+    _greedy_soup_drops_a_harmful_candidate(synthetic, first, tmp_path)
     wider = train.main(_args(synthetic, tmp_path / "c", "--epochs", "1", "--limit", "16", "--arch",
                              "efficientnet_lite0", "--input-size", "32"))
     with pytest.raises(SystemExit, match="only checkpoints of one kind"):

@@ -9,10 +9,18 @@ cost when predicting. The ingredients must share architecture, input size and
 labels. The soup is judged like a training run: its validation accuracy (the
 split of ``--data``) and test metrics go into ``config.json``; decide
 test-time flipping afterwards with ``training.flip``.
+
+``--greedy`` makes a greedy soup instead (Wortsman et al.'s recipe): the
+candidates are ranked by their own validation accuracy, the best starts the
+soup, and each next one joins only if the soup's validation accuracy does not
+fall. Candidates saved with ``training.train --keep last`` were not chosen on
+validation themselves, so validation is looked at only by this one rule.
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import json
 from pathlib import Path
 
 import torch
@@ -33,6 +41,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--description", default=None, help="what the soup is (default: the first ingredient's)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+    parser.add_argument("--greedy", action="store_true",
+                        help="keep only the candidates that do not lower validation accuracy (best first)")
     return parser
 
 
@@ -48,6 +58,26 @@ def average_weights(checkpoints: list[Checkpoint]) -> dict[str, torch.Tensor]:
             if tensor.is_floating_point() else tensor for key, tensor in states[0].items()}
 
 
+def _val_accuracy(checkpoint: Checkpoint, items: list[data.Item], batch_size: int) -> float:
+    return evaluate_items(Detector(checkpoint), items, batch_size, "validation")["accuracy"]
+
+
+def greedy_selection(candidates: list[Checkpoint], items: list[data.Item], batch_size: int) -> list[Checkpoint]:
+    """The candidates a greedy soup keeps, best first; ties in rank keep the order given (incumbent first)."""
+    scores = [_val_accuracy(c, items, batch_size) for c in candidates]
+    order = sorted(range(len(candidates)), key=lambda i: -scores[i])
+    kept, best = [candidates[order[0]]], scores[order[0]]
+    trial = copy.deepcopy(kept[0])
+    for i in order[1:]:
+        trial.model.load_state_dict(average_weights([*kept, candidates[i]]))
+        accuracy = _val_accuracy(trial, items, batch_size)
+        print(json.dumps({"candidate": candidates[i].source, "alone": scores[i], "soup_before": best,
+                          "soup_with_it": accuracy, "kept": accuracy >= best}))
+        if accuracy >= best:
+            kept, best = [*kept, candidates[i]], accuracy
+    return kept
+
+
 def _lineage(checkpoints: list[Checkpoint]) -> list[str]:
     """Every command behind the ingredients, oldest first, each once."""
     commands = [c for checkpoint in checkpoints for c in [*checkpoint.config.lineage, checkpoint.config.command]]
@@ -58,7 +88,12 @@ def main(args: argparse.Namespace) -> Path:
     if len(args.checkpoints) < 2:
         raise SystemExit("--checkpoints: a soup needs at least two checkpoints.")
     ingredients = [load_checkpoint(source) for source in args.checkpoints]
-    soup = ingredients[0]
+    for ingredient in ingredients:
+        ingredient.config.test_time_flip = False  # judged as averaged, plain; training.flip decides later
+    val_items = data.dataset_items(args.data, args.data_dir, "val")
+    if args.greedy:
+        ingredients = greedy_selection(ingredients, val_items, args.batch_size)
+    soup = copy.deepcopy(ingredients[0])
     soup.model.load_state_dict(average_weights(ingredients))
     names = ", ".join(c.config.name or c.source for c in ingredients)
     lineage, trained_on = _lineage(ingredients), " | ".join(c.config.trained_on for c in ingredients)
@@ -66,14 +101,13 @@ def main(args: argparse.Namespace) -> Path:
     config.name = args.name or config.name
     config.description = args.description or config.description
     config.command = train.command_line(get_args_parser(), args, "training.soup", always={"data"})
-    config.lineage, config.trained_on = lineage, f"uniform weight average of {names}; each: {trained_on}"
-    config.test_time_flip = False
-    validation = evaluate_items(Detector(soup), data.dataset_items(args.data, args.data_dir, "val"),
-                                args.batch_size, "validation")
+    kind = f"greedy soup of {len(args.checkpoints)} candidates, kept" if args.greedy else "uniform weight average of"
+    config.lineage, config.trained_on = lineage, f"{kind} {names}; each: {trained_on}"
+    accuracy = _val_accuracy(soup, val_items, args.batch_size)
     finish_args = argparse.Namespace(half=args.half, data=args.data, data_dir=args.data_dir, limit=None,
                                      batch_size=args.batch_size)
     return train.finish(soup.model, config, finish_args, Path(args.out),
-                        {"val_accuracy": validation["accuracy"], "epoch": None})
+                        {"val_accuracy": accuracy, "epoch": None})
 
 
 if __name__ == "__main__":

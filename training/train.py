@@ -38,7 +38,7 @@ from training.evaluate import confusion_metrics, evaluate_benchmarks
 
 log = logging.getLogger(__name__)
 RUN_STATE = "last.pt"
-RESUME_IGNORES = {"workers", "threads", "run_dir", "device"}
+RESUME_IGNORES = {"workers", "threads", "run_dir", "device", "keep"}
 ALWAYS = {"arch", "data", "optimizer", "lr", "batch_size", "epochs"}
 
 
@@ -83,6 +83,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="where the network trains: cpu, or cuda for a GPU")
     parser.add_argument("--limit", type=int, default=None, help="at most N images per split (for quick tests)")
     parser.add_argument("--val-size", type=int, default=None, help="validate on the first N validation images only")
+    parser.add_argument("--keep", choices=("best", "last"), default="best",
+                        help="save the epoch with the best validation accuracy, or the last one "
+                             "(an ingredient for training.soup --greedy, chosen without looking at validation)")
     parser.add_argument("--run-dir", default=None, help="per-epoch state for resuming (default: cache dir/runs/NAME)")
     parser.add_argument("--out", required=True, help="final checkpoint folder")
     parser.add_argument("--name", default=None, help="checkpoint name (default: the --out folder's name)")
@@ -228,7 +231,7 @@ def _describe(args: argparse.Namespace, sizes: dict[str, int]) -> str:
     extras += ", rotation/flip augmentation" if args.augment else ""
     extras += ", random left-right mirroring" if args.hflip else ""
     extras += f", CutMix on {args.cutmix:.0%} of batches" if args.cutmix else ""
-    return (f"{source}: {sizes['train']} training and {sizes['val']} validation images (best epoch kept); "
+    return (f"{source}: {sizes['train']} training and {sizes['val']} validation images ({args.keep} epoch kept); "
             f"{schedule}, {args.optimizer} lr {args.lr}, batch {args.batch_size}{extras}")
 
 
@@ -309,9 +312,10 @@ def main(args: argparse.Namespace) -> Path:
         config.lineage = [*start.config.lineage, start.config.command]
     _prepare_device(args.device)
     state = fit(args, model.to(args.device), Detector(Checkpoint(model, config, "training")), run_dir)
-    model.cpu().load_state_dict(state["best_model"])
+    kept = state["best"] if args.keep == "best" else state["history"][-1]
+    model.cpu().load_state_dict(state["best_model"] if args.keep == "best" else state["model"])
     config.trained_on = _describe(args, state["sizes"])
-    return finish(model, config, args, out, state["best"])
+    return finish(model, config, args, out, kept)
 
 
 def finish(model: nn.Module, config: CheckpointConfig, args: argparse.Namespace, out: Path,
