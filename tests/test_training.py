@@ -274,6 +274,14 @@ def _greedy_soup_drops_a_harmful_candidate(synthetic: Path, good: Path, tmp_path
         assert torch.equal(tensor, original.model.state_dict()[key])
 
 
+def test_soup_judges_weights_as_half_precision_will_store_them():
+    state = {"w": torch.tensor([1.0001, 0.1]), "count": torch.tensor(3)}
+    stored = soup.as_stored(state, half=True)
+    assert torch.equal(stored["w"], torch.tensor([1.0001, 0.1]).half().float()) and stored["w"].dtype == torch.float32
+    assert not torch.equal(stored["w"], state["w"]) and stored["count"] is state["count"]
+    assert soup.as_stored(state, half=False)["w"] is state["w"]
+
+
 def test_soup_averages_the_weights_and_records_how(synthetic, tmp_path):
     first = train.main(_args(synthetic, tmp_path / "a", "--epochs", "1", "--limit", "16"))
     second = train.main(_args(synthetic, tmp_path / "b", "--epochs", "1", "--limit", "16", "--seed", "2"))

@@ -58,18 +58,24 @@ def average_weights(checkpoints: list[Checkpoint]) -> dict[str, torch.Tensor]:
             if tensor.is_floating_point() else tensor for key, tensor in states[0].items()}
 
 
+def as_stored(state: dict[str, torch.Tensor], half: bool) -> dict[str, torch.Tensor]:
+    """The weights as ``--half`` will store them (float16, read back as float32), so they are judged as saved."""
+    return {k: v.half().float() if half and v.is_floating_point() else v for k, v in state.items()}
+
+
 def _val_accuracy(checkpoint: Checkpoint, items: list[data.Item], batch_size: int) -> float:
     return evaluate_items(Detector(checkpoint), items, batch_size, "validation")["accuracy"]
 
 
-def greedy_selection(candidates: list[Checkpoint], items: list[data.Item], batch_size: int) -> list[Checkpoint]:
+def greedy_selection(candidates: list[Checkpoint], items: list[data.Item], batch_size: int,
+                     half: bool = False) -> list[Checkpoint]:
     """The candidates a greedy soup keeps, best first; ties in rank keep the order given (incumbent first)."""
     scores = [_val_accuracy(c, items, batch_size) for c in candidates]
     order = sorted(range(len(candidates)), key=lambda i: -scores[i])
     kept, best = [candidates[order[0]]], scores[order[0]]
     trial = copy.deepcopy(kept[0])
     for i in order[1:]:
-        trial.model.load_state_dict(average_weights([*kept, candidates[i]]))
+        trial.model.load_state_dict(as_stored(average_weights([*kept, candidates[i]]), half))
         accuracy = _val_accuracy(trial, items, batch_size)
         print(json.dumps({"candidate": candidates[i].source, "alone": scores[i], "soup_before": best,
                           "soup_with_it": accuracy, "kept": accuracy >= best}))
@@ -92,9 +98,9 @@ def main(args: argparse.Namespace) -> Path:
         ingredient.config.test_time_flip = False  # judged as averaged, plain; training.flip decides later
     val_items = data.dataset_items(args.data, args.data_dir, "val")
     if args.greedy:
-        ingredients = greedy_selection(ingredients, val_items, args.batch_size)
+        ingredients = greedy_selection(ingredients, val_items, args.batch_size, args.half)
     soup = copy.deepcopy(ingredients[0])
-    soup.model.load_state_dict(average_weights(ingredients))
+    soup.model.load_state_dict(as_stored(average_weights(ingredients), args.half))
     names = ", ".join(c.config.name or c.source for c in ingredients)
     lineage, trained_on = _lineage(ingredients), " | ".join(c.config.trained_on for c in ingredients)
     config = soup.config  # the first ingredient's preprocessing, labels and target layers
