@@ -312,8 +312,9 @@ def main(args: argparse.Namespace) -> Path:
         config.lineage = [*start.config.lineage, start.config.command]
     _prepare_device(args.device)
     state = fit(args, model.to(args.device), Detector(Checkpoint(model, config, "training")), run_dir)
-    kept = state["best"] if args.keep == "best" else state["history"][-1]
-    model.cpu().load_state_dict(state["best_model"] if args.keep == "best" else state["model"])
+    kept, weights = ((state["best"], state["best_model"]) if args.keep == "best"
+                     else (state["history"][-1], state["model"]))
+    model.cpu().load_state_dict(weights)
     config.trained_on = _describe(args, state["sizes"])
     return finish(model, config, args, out, kept)
 
