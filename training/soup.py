@@ -68,8 +68,10 @@ def _val_accuracy(checkpoint: Checkpoint, items: list[data.Item], batch_size: in
 
 
 def greedy_selection(candidates: list[Checkpoint], items: list[data.Item], batch_size: int,
-                     half: bool = False) -> list[Checkpoint]:
-    """The candidates a greedy soup keeps, best first; ties in rank keep the order given (incumbent first)."""
+                     half: bool = False) -> tuple[list[Checkpoint], float]:
+    """The candidates a greedy soup keeps, best first, and their average's validation accuracy.
+
+    Ties in rank keep the order given (list the incumbent first)."""
     scores = [_val_accuracy(c, items, batch_size) for c in candidates]
     order = sorted(range(len(candidates)), key=lambda i: -scores[i])
     kept, best = [candidates[order[0]]], scores[order[0]]
@@ -81,7 +83,7 @@ def greedy_selection(candidates: list[Checkpoint], items: list[data.Item], batch
                           "soup_with_it": accuracy, "kept": accuracy >= best}))
         if accuracy >= best:
             kept, best = [*kept, candidates[i]], accuracy
-    return kept
+    return kept, best
 
 
 def _lineage(checkpoints: list[Checkpoint]) -> list[str]:
@@ -97,8 +99,9 @@ def main(args: argparse.Namespace) -> Path:
     for ingredient in ingredients:
         ingredient.config.test_time_flip = False  # judged as averaged, plain; training.flip decides later
     val_items = data.dataset_items(args.data, args.data_dir, "val")
+    accuracy = None
     if args.greedy:
-        ingredients = greedy_selection(ingredients, val_items, args.batch_size, args.half)
+        ingredients, accuracy = greedy_selection(ingredients, val_items, args.batch_size, args.half)
     soup = copy.deepcopy(ingredients[0])
     soup.model.load_state_dict(as_stored(average_weights(ingredients), args.half))
     names = ", ".join(c.config.name or c.source for c in ingredients)
@@ -109,7 +112,8 @@ def main(args: argparse.Namespace) -> Path:
     config.command = train.command_line(get_args_parser(), args, "training.soup", always={"data"})
     kind = f"greedy soup of {len(args.checkpoints)} candidates, kept" if args.greedy else "uniform weight average of"
     config.lineage, config.trained_on = lineage, f"{kind} {names}; each: {trained_on}"
-    accuracy = _val_accuracy(soup, val_items, args.batch_size)
+    if accuracy is None:  # a greedy soup was measured while it was chosen
+        accuracy = _val_accuracy(soup, val_items, args.batch_size)
     finish_args = argparse.Namespace(half=args.half, data=args.data, data_dir=args.data_dir, limit=None,
                                      batch_size=args.batch_size)
     return train.finish(soup.model, config, finish_args, Path(args.out),
