@@ -11,6 +11,10 @@ from pathlib import Path
 from .settings import REPO_ROOT
 
 CARD_PATH = REPO_ROOT / "MODEL_CARD.md"
+BENCHMARK_TITLES = {  # benchmark names of training.data, as people read them
+    "cifake_test": "CIFAKE test (official)", "cifake_test_dedup": "CIFAKE test without the 378 leaked",
+    "cifake_test_first2000": "CIFAKE test, first 2,000 (--limit 2000)", "rvaa_test": "RVAA test",
+    "mixed_test": "MIXED test", "faces": "faces", "photos_mixed": "photos_mixed", "test": "test split"}
 IMAGE_LINE = re.compile(r"^!\[(?P<caption>[^\]]*)\]\((?P<path>[^)\s]+)\)\s*$")
 
 

@@ -1,9 +1,12 @@
 """Words for people: captions and summaries shown next to verdicts and heatmaps."""
 from __future__ import annotations
 
+from .checkpoint import CheckpointConfig
 from .detector import Prediction
 from .explain import METHOD_TITLES, REGISTRY, Explanation
 from .explain.faithfulness import Faithfulness
+from .model_card import BENCHMARK_TITLES
+from .stats import accuracy_interval
 
 COLOUR_LEGEND = ("**How to read the heatmaps:** red and yellow mark the regions that most support the verdict, "
                  "blue the regions that matter least. A heatmap shows where the model looked, not proof that "
@@ -16,6 +19,21 @@ def verdict_sentence(prediction: Prediction) -> str:
     strength = "very confident" if confidence >= 0.9 else "fairly confident" if confidence >= 0.7 else "unsure"
     kind = "made by a generative model (AI)" if prediction.predicted_label == "FAKE" else "a real photo or artwork"
     return f"The model thinks this image is **{kind}** ({confidence:.0%}, {strength})."
+
+
+def track_record(config: CheckpointConfig) -> str:
+    """How often the model was right on its own test set, with the 95 % interval: what one verdict is worth.
+
+    Empty for checkpoints that carry no test metrics (e.g. ones loaded from elsewhere).
+    """
+    tests = [(name, m) for name, m in config.metrics.items() if "confusion_matrix" in m and m.get("n")]
+    if not tests:
+        return ""
+    name, metrics = tests[0]
+    low, high = accuracy_interval(metrics["accuracy"], metrics["n"])
+    return (f"On its own test set, {BENCHMARK_TITLES.get(name, name)} with {metrics['n']:,} images, this model was right "
+            f"{metrics['accuracy']:.1%} of the time (95% interval {low:.1%} to {high:.1%}); on images unlike its "
+            "training data it is wrong far more often (see the Model card tab).")
 
 
 def method_caption(explanation: Explanation) -> str:

@@ -20,6 +20,7 @@ from .detector import Detector, Prediction
 from .explain import METHOD_TITLES, Explanation, ExplainerSet, ProgressFn, available_variants
 from .explain.faithfulness import Faithfulness, explanation_faithfulness
 from .images import load_image
+from .present import track_record
 from .render import overlay
 from .settings import get_settings
 
@@ -47,6 +48,7 @@ class Analysis:
     explanations: list[Explanation] = field(default_factory=list)
     overlays: list[Image.Image] = field(default_factory=list)
     model_label: str = ""
+    track_record: str = ""  # how often this model was right on its test set (see gauntlet.present.track_record)
     faithfulness: list[Faithfulness] = field(default_factory=list)  # one per explanation, when measured
 
 
@@ -121,8 +123,9 @@ class ModelCatalog:
     def predict(self, source, key: str) -> Analysis:
         """Load an upload safely and classify it (no explanations: milliseconds)."""
         image = load_image(source, max_pixels=get_settings().max_pixels)
-        prediction = self.detector(key).predict(image)
-        return Analysis(image=image, prediction=prediction, model_label=self.entries[key].label)
+        detector = self.detector(key)
+        return Analysis(image=image, prediction=detector.predict(image), model_label=self.entries[key].label,
+                        track_record=track_record(detector.config))
 
     def analyse(self, source, key: str, methods: list[str], variant: str = "fast", layers: str = "last",
                 progress: ProgressFn = None, faithfulness: bool = False) -> Analysis:

@@ -16,7 +16,8 @@ from ui.detector_tab import make_analyse_handler
 @pytest.fixture
 def checkpoints(tmp_path):
     folder = tmp_path / "checkpoints"
-    make_checkpoint(folder / "tiny-baseline", "baseline_cnn", display_name="Tiny", trained_on="noise")
+    make_checkpoint(folder / "tiny-baseline", "baseline_cnn", display_name="Tiny", trained_on="noise",
+                    metrics={"rvaa_test": {"accuracy": 0.5, "n": 10, "confusion_matrix": [[3, 2], [3, 2]]}})
     return folder
 
 
@@ -35,6 +36,7 @@ def test_handler_returns_verdict_gallery_and_notes(checkpoints, photo):
     assert set(label) == {"REAL", "FAKE"}
     assert [caption.split(" (")[0] for _, caption in tiles] == ["Grad-CAM", "Score-CAM"]
     assert "The model thinks" in summary and "Tiny" in summary
+    assert "RVAA test with 10 images, this model was right 50.0% of the time (95% interval 23.7% to 76.3%)" in summary
     assert len(history) == 1 and history[0]["verdict"] in {"REAL", "FAKE"}
     *_, measured_notes, _ = handler(photo, "tiny-baseline", ["grad_cam"], "fast", "last", [], True,
                                     progress=lambda *a, **k: None)

@@ -1,13 +1,17 @@
 """Every bundled checkpoint reproduces the test accuracy recorded in its config.json, through training.evaluate."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gauntlet.checkpoint import bundled_names, read_config
 from gauntlet.settings import get_settings
+from gauntlet.stats import accuracy_interval
 from tests.conftest import shared_data_or_skip
 from training import evaluate
 
+REPO = Path(__file__).resolve().parents[1]
 DEFAULT = "baseline-cifake"
 TOLERANCE = 0.005
 CHEAP = ("cifake_test_first2000", "rvaa_test", "mixed_test")
@@ -35,3 +39,15 @@ def test_recorded_accuracy_is_reproduced(name, bench):
     result = evaluate.main(evaluate.get_args_parser().parse_args(["--checkpoint", name, *argv]))
     assert result["n"] == recorded["n"]
     assert result["accuracy"] == pytest.approx(recorded["accuracy"], abs=TOLERANCE)
+
+
+def test_readme_models_table_states_the_recorded_accuracy_and_interval():
+    """The README's table is typed by hand: it must say what each config.json recorded (and its Wilson interval)."""
+    readme = (REPO / "README.md").read_text()
+    root = get_settings().checkpoints_dir
+    for name in bundled_names():
+        bench, metrics = next((b, m) for b, m in read_config(root / name).metrics.items() if "confusion_matrix" in m)
+        low, high = accuracy_interval(metrics["accuracy"], metrics["n"])
+        cell = f"**{metrics['accuracy']:.2%}** [{100 * low:.1f}–{100 * high:.1f}] (n={metrics['n']}"
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}` |"))
+        assert cell in row, f"README row of {name} should show {cell} ({bench})"

@@ -15,7 +15,8 @@ from gauntlet.checkpoint import load_checkpoint
 from gauntlet.detector import Detector
 from gauntlet.images import load_image
 from tests.conftest import make_checkpoint
-from training import data, evaluate
+from gauntlet import stats
+from training import compare, data, evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -143,8 +144,8 @@ def test_model_card_renders_recorded_metrics(tmp_path, monkeypatch):
         "date": "2024-01-01", "benchmarks": ["faces"], "n": {"faces": 4}, "max_images": None,
         "results": {"tiny": {"faces": {"accuracy": 0.25}}}}))
     card = model_card.render(tmp_path / "ckpts", docs, tmp_path)
-    assert "| RVAA test | 4 | 75.00% | 66.67% | 100.00% | 80.00% | [[1, 1], [0, 2]] |" in card
-    assert "python -m training.train X" in card and "| `tiny` | 25.00% |" in card
+    assert "| RVAA test | 4 | 75.00% | 30.1–95.4 | 66.67% | 100.00% | 80.00% | [[1, 1], [0, 2]] |" in card
+    assert "python -m training.train X" in card and "| `tiny` | 25.00%<br>[4.6–69.9] |" in card
     assert (docs / "tiny_confusion.png").is_file() and "(docs/tiny_confusion.png)" in card
 
 
@@ -160,3 +161,44 @@ def test_model_card_refuses_to_remeasure_some_rows_differently(tmp_path, monkeyp
     with pytest.raises(SystemExit, match="--max-images 2000"):
         model_card.main(args)
     assert json.loads((tmp_path / model_card.CROSS_EVAL).read_text()) == stored
+
+
+def test_wilson_interval_matches_published_values():
+    low, high = stats.wilson_interval(50, 100)
+    assert (round(low, 4), round(high, 4)) == (0.4038, 0.5962)
+    low, high = stats.wilson_interval(0, 10)
+    assert low == 0.0 and round(high, 4) == 0.2775
+    assert stats.wilson_interval(0, 0) == (0.0, 1.0)
+    assert evaluate.confusion_metrics(np.array([0, 1]), np.array([0, 0]))["accuracy_ci95"] == \
+        list(stats.wilson_interval(1, 2))
+
+
+def test_mcnemar_exact_is_a_two_sided_binomial_tail():
+    assert stats.mcnemar_exact(0, 6) == pytest.approx(2 / 64)
+    assert stats.mcnemar_exact(2, 8) == pytest.approx(2 * (1 + 10 + 45) / 1024)
+    assert stats.mcnemar_exact(3, 3) == 1.0 and stats.mcnemar_exact(0, 0) == 1.0
+
+
+def test_paired_comparison_counts_disagreements_on_shared_items():
+    items = [data.Item(f"REAL/{i}.png", 0, "") for i in range(10)]
+    first = {item: i < 9 for i, item in enumerate(items)}
+    second = {item: i < 2 for i, item in enumerate(items[:-1])}  # the last item was unreadable for it
+    result = compare.paired_comparison(first, second)
+    assert result["n"] == 9 and (result["both_right"], result["only_first_right"]) == (2, 7)
+    assert (result["only_second_right"], result["both_wrong"]) == (0, 0)
+    assert result["accuracy"] == [1.0, pytest.approx(2 / 9)] and result["significant"]
+    assert result["mcnemar_p"] == pytest.approx(2 / 128)
+
+
+def test_compare_cli_pairs_two_checkpoints_as_the_app_classifies(checkpoint, folder, tmp_path):
+    other = make_checkpoint(tmp_path / "other", "baseline_cnn", seed=4)
+    out = tmp_path / "pair.json"
+    args = compare.get_args_parser().parse_args(["--checkpoints", str(checkpoint), str(other),
+                                                 "--data", str(folder), "--json", str(out)])
+    result = compare.main(args)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    for index, source in enumerate((checkpoint, other)):
+        matrix = _expected_matrix(source, folder)
+        assert result["accuracy"][index] == pytest.approx((matrix[0][0] + matrix[1][1]) / 12)
+    counts = ("both_right", "only_first_right", "only_second_right", "both_wrong")
+    assert sum(result[k] for k in counts) == result["n"] == 12

@@ -50,6 +50,18 @@ def test_detector_and_explainers_are_built_once(catalog, rgb_image):
     assert verdict.probabilities == explainers.detector.predict(rgb_image).probabilities
 
 
+def test_verdicts_say_how_often_the_model_was_right_on_its_test_set(tmp_path, rgb_image):
+    matrix = {"accuracy": 0.75, "n": 144, "confusion_matrix": [[50, 14], [22, 58]]}
+    make_checkpoint(tmp_path / "lite0-rvaa", "baseline_cnn", metrics={"validation": {"accuracy": 0.9},
+                                                                      "rvaa_test": matrix})
+    make_checkpoint(tmp_path / "other", "baseline_cnn")
+    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path)
+    record = catalog.predict(rgb_image, "lite0-rvaa").track_record
+    assert record.startswith("On its own test set, RVAA test with 144 images, this model was right 75.0% of the time")
+    assert "95% interval 67.3% to 81.4%" in record
+    assert catalog.predict(rgb_image, "other").track_record == ""
+
+
 def test_analyse_returns_verdict_and_one_overlay_per_method(catalog, tmp_path):
     path = tmp_path / "photo.png"
     Image.fromarray(np.random.RandomState(1).randint(0, 255, (20, 30, 3), dtype=np.uint8)).save(path)

@@ -27,6 +27,7 @@ from gauntlet.detector import FAKE_INDEX, Detector
 from gauntlet.images import ImageError
 from gauntlet.models import get_architecture
 from training import data
+from gauntlet.stats import wilson_interval
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def confusion_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[str, An
 
     Rows of ``confusion_matrix`` are the truth (REAL, FAKE), columns the
     prediction. Precision or recall with an empty denominator is 0.
+    ``accuracy_ci95`` is the Wilson 95 % interval of the accuracy (see :mod:`gauntlet.stats`).
     """
     labels, predicted = np.asarray(labels, dtype=int), np.asarray(predicted, dtype=int)
     matrix = [[int(np.sum((labels == t) & (predicted == p))) for p in (0, 1)] for t in (0, 1)]
@@ -45,7 +47,7 @@ def confusion_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[str, An
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"accuracy": (tp + tn) / n if n else 0.0, "precision": precision, "recall": recall, "f1": f1,
-            "confusion_matrix": matrix, "n": n}
+            "confusion_matrix": matrix, "n": n, "accuracy_ci95": list(wilson_interval(tp + tn, n))}
 
 
 def _batches(items: list[data.Item], size: int, skipped: list[str]):
@@ -122,16 +124,27 @@ def select_items(source: str, data_dir: str | None = None, split: str | None = N
 def summary(result: dict[str, Any], title: str) -> str:
     """A few readable lines: the metrics in percent and the confusion matrix."""
     (tn, fp), (fn, tp) = result["confusion_matrix"]
+    low, high = wilson_interval(tn + tp, result["n"])
     lines = [
         title,
         f"  images: {result['n']}" + (f" ({len(result['skipped'])} unreadable, skipped)" if result["skipped"] else ""),
-        "  accuracy {accuracy:.2%}   precision {precision:.2%}   recall {recall:.2%}   F1 {f1:.2%}".format(**result),
+        "  accuracy {accuracy:.2%} (95% interval {low:.1%} to {high:.1%})   precision {precision:.2%}   "
+        "recall {recall:.2%}   F1 {f1:.2%}".format(**result, low=low, high=high),
         "  confusion matrix (rows = truth, columns = predicted):",
         f"  {'':>10}{'REAL':>8}{'FAKE':>8}",
         f"  {'REAL':>10}{tn:>8}{fp:>8}",
         f"  {'FAKE':>10}{fn:>8}{tp:>8}",
     ]
     return "\n".join(lines)
+
+
+def report(text: str, result: dict[str, Any], json_target: str | None) -> None:
+    """Print ``text`` for people; write ``result`` as JSON to a file or, with '-', to stdout (text then to stderr)."""
+    print(text, file=sys.stderr if json_target == "-" else sys.stdout)
+    if json_target == "-":
+        print(json.dumps(result))
+    elif json_target:
+        Path(json_target).write_text(json.dumps(result, indent=2) + "\n")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -169,11 +182,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                   test_time_flip=config.test_time_flip, input_size=config.input_size)
     mirror = ", mirror-averaged" if config.test_time_flip else ""
     title = f"{config.title} ({config.architecture}, {config.input_size} px{mirror}) on {args.data}"
-    print(summary(result, title), file=sys.stderr if args.json == "-" else sys.stdout)
-    if args.json == "-":
-        print(json.dumps(result))
-    elif args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    report(summary(result, title), result, args.json)
     return result
 
 

@@ -30,7 +30,8 @@ def make_predict_handler(predict: Callable[..., Analysis]) -> Callable:
 
 
 def _summary(analysis: Analysis) -> str:
-    return f"{verdict_sentence(analysis.prediction)}  \nModel: {analysis.model_label}"
+    record = f"  \n{analysis.track_record}" if analysis.track_record else ""
+    return f"{verdict_sentence(analysis.prediction)}  \nModel: {analysis.model_label}{record}"
 
 
 def make_analyse_handler(analyse: Callable[..., Analysis]) -> Callable:
