@@ -5,12 +5,16 @@ so the card in the repository and the card in the app are the same numbers.
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 from .settings import REPO_ROOT
 
 CARD_PATH = REPO_ROOT / "MODEL_CARD.md"
+DOCS_DIR = REPO_ROOT / "docs" / "model_card"
+CROSS_EVAL = "cross_eval.json"  # written by python -m training.model_card --evaluate
+UNSEEN_BENCHMARKS = ("faces", "photos_mixed")  # quiz collections that no checkpoint is trained on
 BENCHMARK_TITLES = {  # benchmark names of training.data, as people read them
     "cifake_test": "CIFAKE test (official)", "cifake_test_dedup": "CIFAKE test without the 378 leaked",
     "cifake_test_first2000": "CIFAKE test, first 2,000 (--limit 2000)", "rvaa_test": "RVAA test",
@@ -31,3 +35,12 @@ def load_model_card(path: Path = CARD_PATH) -> tuple[str, list[tuple[str, str]]]
         else:
             text.append(line)
     return "\n".join(text), charts
+
+
+def unseen_accuracy(path: Path = DOCS_DIR / CROSS_EVAL) -> dict[str, dict[str, tuple[float, int]]]:
+    """Per checkpoint name, its measured (accuracy, images) on the never-trained-on benchmarks; {} without results."""
+    if not path.is_file():
+        return {}
+    cross = json.loads(path.read_text())
+    return {name: {b: (results[b]["accuracy"], cross["n"][b]) for b in UNSEEN_BENCHMARKS if b in results}
+            for name, results in cross["results"].items()}

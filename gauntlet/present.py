@@ -21,19 +21,29 @@ def verdict_sentence(prediction: Prediction) -> str:
     return f"The model thinks this image is **{kind}** ({confidence:.0%}, {strength})."
 
 
-def track_record(config: CheckpointConfig) -> str:
-    """How often the model was right on its own test set, with the 95 % interval: what one verdict is worth.
+def track_record(config: CheckpointConfig, unseen: dict[str, tuple[float, int]] | None = None) -> str:
+    """How often the model was right on its own test set, and on sources it never saw: what one verdict is worth.
 
+    ``unseen``: (accuracy, images) per never-trained-on benchmark (see :func:`gauntlet.model_card.unseen_accuracy`).
     Empty for checkpoints that carry no test metrics (e.g. ones loaded from elsewhere).
     """
     tests = [(name, m) for name, m in config.metrics.items() if "confusion_matrix" in m and m.get("n")]
     if not tests:
         return ""
     name, metrics = tests[0]
-    low, high = accuracy_interval(metrics["accuracy"], metrics["n"])
-    return (f"On its own test set, {BENCHMARK_TITLES.get(name, name)} with {metrics['n']:,} images, this model was right "
-            f"{metrics['accuracy']:.1%} of the time (95% interval {low:.1%} to {high:.1%}); on images unlike its "
-            "training data it is wrong far more often (see the Model card tab).")
+    text = (f"On its own test set, {BENCHMARK_TITLES.get(name, name)} with {metrics['n']:,} images, this model was "
+            f"right {metrics['accuracy']:.1%} of the time ({_interval(metrics['accuracy'], metrics['n'])}).")
+    if not unseen:
+        return text + " On images unlike its training data it is wrong far more often (see the Model card tab)."
+    parts = [f"on {acc:.1%} of {BENCHMARK_TITLES.get(b, b)} ({_interval(acc, n)})" for b, (acc, n) in unseen.items()]
+    coin = all(low <= 0.5 <= high for low, high in (accuracy_interval(acc, n) for acc, n in unseen.values()))
+    return (f"{text} On collections it never trained on, it was right {' and '.join(parts)}"
+            + (" — no better than a coin toss." if coin else "."))
+
+
+def _interval(accuracy: float, n: int) -> str:
+    low, high = accuracy_interval(accuracy, n)
+    return f"95% interval {low:.1%} to {high:.1%}"
 
 
 def method_caption(explanation: Explanation) -> str:

@@ -20,6 +20,7 @@ from .detector import Detector, Prediction
 from .explain import METHOD_TITLES, Explanation, ExplainerSet, ProgressFn, available_variants
 from .explain.faithfulness import Faithfulness, explanation_faithfulness
 from .images import load_image
+from .model_card import unseen_accuracy
 from .present import track_record
 from .render import overlay
 from .settings import get_settings
@@ -73,7 +74,8 @@ def default_bundled_model(checkpoints_dir: Path | None = None) -> str | None:
 class ModelCatalog:
     """Lazily loaded detectors and explainer sets, shared by all sessions (thread-safe)."""
 
-    def __init__(self, extra_sources: tuple[str, ...] | None = None, checkpoints_dir: Path | None = None) -> None:
+    def __init__(self, extra_sources: tuple[str, ...] | None = None, checkpoints_dir: Path | None = None,
+                 unseen: dict[str, dict[str, tuple[float, int]]] | None = None) -> None:
         settings = get_settings()
         self.checkpoints_dir = checkpoints_dir or settings.checkpoints_dir
         self.entries: dict[str, ModelEntry] = {}
@@ -85,6 +87,9 @@ class ModelCatalog:
             self.entries[name] = ModelEntry(name, label, name, True, config)
         for source in extra_sources if extra_sources is not None else settings.default_models:
             self.entries[source] = ModelEntry(source, source, source, False)
+        # per bundled name, for the track record under each verdict; the stored cross-dataset results describe
+        # the configured checkpoints folder, so a catalog over another folder only has what it is given
+        self.unseen = unseen if unseen is not None else unseen_accuracy() if checkpoints_dir is None else {}
         self._detectors: dict[str, Detector] = {}
         self._explainers: dict[str, ExplainerSet] = {}
         self._lock = threading.Lock()
@@ -125,7 +130,7 @@ class ModelCatalog:
         image = load_image(source, max_pixels=get_settings().max_pixels)
         detector = self.detector(key)
         return Analysis(image=image, prediction=detector.predict(image), model_label=self.entries[key].label,
-                        track_record=track_record(detector.config))
+                        track_record=track_record(detector.config, self.unseen.get(key)))
 
     def analyse(self, source, key: str, methods: list[str], variant: str = "fast", layers: str = "last",
                 progress: ProgressFn = None, faithfulness: bool = False) -> Analysis:

@@ -1,6 +1,8 @@
 """The app's library layer: model catalogue, analysis, time limits, captions."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,7 +12,8 @@ from gauntlet.checkpoint import CheckpointConfig
 from gauntlet.explain.base import ExplanationTimeout
 from gauntlet.images import ImageError
 from gauntlet.explain.faithfulness import explanation_faithfulness
-from gauntlet.present import explanation_notes, method_caption, verdict_sentence
+from gauntlet.model_card import unseen_accuracy
+from gauntlet.present import explanation_notes, method_caption, track_record, verdict_sentence
 from benchmarks.explain import default_checkpoint
 from benchmarks.load import pick_model
 from gauntlet.service import ModelCatalog, default_bundled_model, default_model_order
@@ -55,11 +58,26 @@ def test_verdicts_say_how_often_the_model_was_right_on_its_test_set(tmp_path, rg
     make_checkpoint(tmp_path / "lite0-rvaa", "baseline_cnn", metrics={"validation": {"accuracy": 0.9},
                                                                       "rvaa_test": matrix})
     make_checkpoint(tmp_path / "other", "baseline_cnn")
-    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path)
+    unseen = {"lite0-rvaa": {"faces": (0.485, 400), "photos_mixed": (0.57, 100)}}
+    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path, unseen=unseen)
     record = catalog.predict(rgb_image, "lite0-rvaa").track_record
     assert record.startswith("On its own test set, RVAA test with 144 images, this model was right 75.0% of the time")
-    assert "95% interval 67.3% to 81.4%" in record
+    assert "(95% interval 67.3% to 81.4%)" in record
+    assert record.endswith("never trained on, it was right on 48.5% of faces (95% interval 43.6% to 53.4%) and on "
+                           "57.0% of photos_mixed (95% interval 47.2% to 66.3%) — no better than a coin toss.")
     assert catalog.predict(rgb_image, "other").track_record == ""
+    plain = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path).predict(rgb_image, "lite0-rvaa").track_record
+    assert plain.endswith("wrong far more often (see the Model card tab).")
+    worse = track_record(catalog.detector("lite0-rvaa").config, {"faces": (0.4075, 400)})
+    assert "40.8% of faces" in worse and "coin" not in worse, "clearly below chance is not a coin toss"
+
+
+def test_unseen_accuracy_reads_the_stored_cross_dataset_results(tmp_path):
+    assert unseen_accuracy(tmp_path / "missing.json") == {}
+    path = tmp_path / "cross.json"
+    path.write_text(json.dumps({"n": {"faces": 400, "rvaa_test": 144}, "results": {
+        "a": {"faces": {"accuracy": 0.5}, "rvaa_test": {"accuracy": 0.9}}}}))
+    assert unseen_accuracy(path) == {"a": {"faces": (0.5, 400)}}
 
 
 def test_analyse_returns_verdict_and_one_overlay_per_method(catalog, tmp_path):

@@ -21,14 +21,13 @@ from typing import Any
 
 from gauntlet.checkpoint import WEIGHTS_NAME, bundled_names, load_checkpoint, read_config
 from gauntlet.detector import Detector
-from gauntlet.model_card import BENCHMARK_TITLES
+from gauntlet.model_card import BENCHMARK_TITLES, CROSS_EVAL, DOCS_DIR
 from gauntlet.settings import REPO_ROOT, get_settings
 from training import data
 from training.evaluate import evaluate_benchmarks
 from gauntlet.stats import accuracy_interval
 
-DOCS = REPO_ROOT / "docs" / "model_card"
-CROSS_EVAL = "cross_eval.json"
+DOCS = DOCS_DIR
 LATENCY = "latency.json"
 CROSS_BENCHMARKS = ["cifake_test", "cifake_test_dedup", "rvaa_test", "mixed_test", "faces", "photos_mixed"]
 INTRO = """# GAUNTLET model card
