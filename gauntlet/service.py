@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import csv
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,19 @@ class Analysis:
     faithfulness: list[Faithfulness] = field(default_factory=list)  # one per explanation, when measured
 
 
+TRAINING_SOURCE = re.compile(r"([^:|;,]+): \d+ training and")  # as training.train describes a run
+
+
+def training_data(trained_on: str) -> str:
+    """The data a checkpoint learned from, for the model selector: "rvaa: 670 training and ..." -> "RVAA".
+
+    Weight averages list their ingredients' runs ("greedy soup of 3 candidates, ...; each: mixed: 1870 training
+    and ..."): their data sets are named once each. Other text: what comes before its first colon.
+    """
+    sources = dict.fromkeys(match.strip().upper() for match in TRAINING_SOURCE.findall(trained_on))
+    return " + ".join(sources) if sources else trained_on.split(":")[0].strip().upper()
+
+
 def default_model_order(configs: dict[str, CheckpointConfig]) -> list[str]:
     """Bundled checkpoints, best general-purpose first: MIXED, then RVAA, then the rest; pretrained before baseline."""
     rank = {"mixed": 0, "rvaa": 1}
@@ -82,7 +96,7 @@ class ModelCatalog:
         configs = {name: read_config(self.checkpoints_dir / name) for name in bundled_names(self.checkpoints_dir)}
         for name in default_model_order(configs):
             config = configs[name]
-            data = config.trained_on.split(":")[0].strip().upper()  # "rvaa: 670 training images ..." -> RVAA
+            data = training_data(config.trained_on)
             label = f"{config.title} — trained on {data}" if data else config.title
             self.entries[name] = ModelEntry(name, label, name, True, config)
         for source in extra_sources if extra_sources is not None else settings.default_models:

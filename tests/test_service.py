@@ -16,7 +16,7 @@ from gauntlet.model_card import unseen_accuracy
 from gauntlet.present import explanation_notes, method_caption, track_record, verdict_sentence
 from benchmarks.explain import default_checkpoint
 from benchmarks.load import pick_model
-from gauntlet.service import ModelCatalog, default_bundled_model, default_model_order
+from gauntlet.service import ModelCatalog, default_bundled_model, default_model_order, training_data
 
 
 @pytest.fixture
@@ -34,6 +34,17 @@ def test_catalog_lists_bundled_models_best_first_with_training_data(catalog):
                [("x-cifake", "baseline_cnn"), ("y-rvaa", "baseline_cnn"), ("baseline-mixed", "baseline_cnn"),
                 ("lite0-mixed", "efficientnet_lite0")]}
     assert default_model_order(configs) == ["lite0-mixed", "baseline-mixed", "y-rvaa", "x-cifake"]
+
+
+def test_selector_names_the_training_data_also_of_weight_averages():
+    run = "mixed: 1870 training and 287 validation images (best epoch kept); 6 epochs, adamw lr 0.0001"
+    assert training_data(run) == "MIXED"
+    assert training_data(f"greedy soup of 3 candidates, kept a, b; each: {run} | {run}") == "MIXED"
+    assert training_data("uniform weight average of a, b; each: cifake: 9 training and 1 validation | "
+                         "folder mine: 8 training and 1 validation") == "CIFAKE + FOLDER MINE"
+    assert training_data("RVAA") == "RVAA" and training_data("") == ""
+    labels = [label for label, _ in ModelCatalog(extra_sources=()).choices()]
+    assert all(" — trained on " in label and len(label) < 60 for label in labels), labels
 
 
 def test_benchmarks_measure_the_model_the_app_shows_first(catalog, tmp_path, monkeypatch):
