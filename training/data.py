@@ -38,6 +38,7 @@ CIFAKE_VAL_FRACTION = 0.1
 MIXED_CIFAKE_TRAIN = 1200
 SPLIT_SEED = 0
 RVAA_SIDE = 400
+RVAA_TEST_NEAR_DUPLICATES = Path(__file__).resolve().parent / "rvaa_test_near_duplicates.txt"  # training.dedup
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,9 @@ def interleave(items: list[Item], limit: int | None = None) -> list[Item]:
 
 
 def exclude(items: list[Item], listing: str | Path) -> list[Item]:
-    """Drop items named in a text file (one path per line; matched on its last ``LABEL/file`` part)."""
-    lines = [line.strip() for line in Path(listing).read_text().splitlines() if line.strip()]
+    """Drop items named in a text file (one path per line, matched on its last ``LABEL/file`` part; ``#`` starts a comment)."""
+    lines = [line.split("#")[0].strip() for line in Path(listing).read_text().splitlines()]
+    lines = [line for line in lines if line]
     names = {"/".join(line.split("/")[-2:]) for line in lines}
     return [i for i in items if i.name not in names]
 
@@ -204,7 +206,9 @@ BENCHMARKS = {
     "cifake_test_dedup": lambda root: exclude(cifake_items(root, "test"), cifake_leaked(root)),
     "cifake_test_first2000": lambda root: interleave(cifake_items(root, "test"), 2000),
     "rvaa_test": lambda root: rvaa_items(root, "test"),
+    "rvaa_test_dedup": lambda root: exclude(rvaa_items(root, "test"), RVAA_TEST_NEAR_DUPLICATES),
     "mixed_test": lambda root: mixed_items(root, "test"),
+    "mixed_test_dedup": lambda root: exclude(mixed_items(root, "test"), RVAA_TEST_NEAR_DUPLICATES),
     "mixed_test_cifake": lambda root: [i for i in mixed_items(root, "test") if i.upscale],  # its RVAA half: rvaa_test
     "faces": lambda root: list_folder(root / "faces"),
     "photos_mixed": lambda root: list_folder(root / "photos_mixed"),
@@ -212,7 +216,7 @@ BENCHMARKS = {
 """Named evaluation sets; ``training.evaluate --data NAME`` accepts these names too."""
 
 TEST_BENCHMARKS = {"cifake": ["cifake_test", "cifake_test_dedup", "cifake_test_first2000"],
-                   "rvaa": ["rvaa_test"], "mixed": ["mixed_test"]}
+                   "rvaa": ["rvaa_test", "rvaa_test_dedup"], "mixed": ["mixed_test", "mixed_test_dedup"]}
 """The test metrics recorded in a checkpoint trained on each named dataset."""
 
 
