@@ -17,9 +17,9 @@ import numpy as np
 
 from gauntlet.checkpoint import load_checkpoint
 from gauntlet.detector import Detector
+from gauntlet.stats import mcnemar_exact, wilson_interval
 from training import data
 from training.evaluate import predict_items, report, select_items
-from gauntlet.stats import mcnemar_exact, wilson_interval
 
 SIGNIFICANCE = 0.05
 

@@ -114,7 +114,10 @@ def interleave(items: list[Item], limit: int | None = None) -> list[Item]:
 
 
 def exclude(items: list[Item], listing: str | Path) -> list[Item]:
-    """Drop items named in a text file (one path per line, matched on its last ``LABEL/file`` part; ``#`` starts a comment)."""
+    """Drop items named in a text file (one path per line, matched on its last ``LABEL/file`` part).
+
+    ``#`` starts a comment, so a listing can say how it was made (see :mod:`training.dedup`).
+    """
     lines = [line.split("#")[0].strip() for line in Path(listing).read_text().splitlines()]
     lines = [line for line in lines if line]
     names = {"/".join(line.split("/")[-2:]) for line in lines}

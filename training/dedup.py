@@ -47,12 +47,6 @@ def nearest_seen(seen: list[data.Item], test: list[data.Item]) -> list[tuple[dat
     return nearest
 
 
-def leaked_test_items(seen: list[data.Item], test: list[data.Item],
-                      max_distance: int = DEFAULT_MAX_DISTANCE) -> list[tuple[data.Item, data.Item, int]]:
-    """The entries of :func:`nearest_seen` within ``max_distance`` bits: the same picture on both sides."""
-    return [entry for entry in nearest_seen(seen, test) if entry[2] <= max_distance]
-
-
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="List test images that near-duplicate training or validation images.")
     parser.add_argument("--data", default="rvaa", help="a named dataset (rvaa, cifake, mixed) or a REAL/FAKE folder")
