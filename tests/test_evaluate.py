@@ -135,7 +135,8 @@ def test_unreadable_image_is_skipped_and_named(checkpoint, folder, tmp_path):
 def test_model_card_renders_recorded_metrics(tmp_path, monkeypatch):
     from training import model_card
 
-    metrics = {"rvaa_test": evaluate.confusion_metrics(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]))}
+    metrics = {"validation": {"accuracy": 0.9, "epoch": 3, "accuracy_as_saved": 0.85},
+               "rvaa_test": evaluate.confusion_metrics(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]))}
     make_checkpoint(tmp_path / "ckpts" / "tiny", "baseline_cnn", metrics=metrics, command="python -m training.train X")
     monkeypatch.setenv("GAUNTLET_CHECKPOINTS_DIR", str(tmp_path / "ckpts"))
     docs = tmp_path / "docs"
@@ -145,6 +146,7 @@ def test_model_card_renders_recorded_metrics(tmp_path, monkeypatch):
         "results": {"tiny": {"faces": {"accuracy": 0.25}}}}))
     card = model_card.render(tmp_path / "ckpts", docs, tmp_path)
     assert "| RVAA test | 4 | 75.00% | 30.1–95.4 | 66.67% | 100.00% | 80.00% | [[1, 1], [0, 2]] |" in card
+    assert "best validation accuracy 90.00% (epoch 3); 85.00% with the weights as stored (float16)" in card
     assert "python -m training.train X" in card and "| `tiny` | 25.00%<br>[4.6–69.9] |" in card
     assert (docs / "tiny_confusion.png").is_file() and "(docs/tiny_confusion.png)" in card
 

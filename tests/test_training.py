@@ -11,9 +11,10 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from gauntlet.checkpoint import load_checkpoint, save_checkpoint
+from gauntlet.detector import Detector
 from gauntlet.images import load_image
 from tests.conftest import shared_data_or_skip
-from training import data, flip, soup, train
+from training import data, evaluate, flip, soup, train
 from training.augment import augment, cutmix, mirror, random_crops
 
 
@@ -46,7 +47,8 @@ def _args(folder: Path, tmp: Path, *extra: str):
 
 
 def test_tiny_run_writes_a_loadable_checkpoint_with_its_story(synthetic, tmp_path):
-    out = train.main(_args(synthetic, tmp_path, "--augment", "--limit", "30", "--half"))
+    args = _args(synthetic, tmp_path, "--augment", "--limit", "30", "--half")
+    out = train.main(args)
     checkpoint = load_checkpoint(str(out))
     config = checkpoint.config
     assert (config.architecture, config.input_size, config.labels) == ("baseline_cnn", 32, ["REAL", "FAKE"])
@@ -57,6 +59,8 @@ def test_tiny_run_writes_a_loadable_checkpoint_with_its_story(synthetic, tmp_pat
     test = config.metrics["test"]
     assert test["n"] == 4 and sum(map(sum, test["confusion_matrix"])) == 4
     assert 1 <= config.metrics["validation"]["epoch"] <= 2
+    as_saved = evaluate.evaluate_items(Detector(checkpoint), train._items(args, "val"))["accuracy"]
+    assert config.metrics["validation"]["accuracy_as_saved"] == as_saved, "float16 weights validated as stored"
 
 
 def test_training_learns_an_easy_task(synthetic, tmp_path):
@@ -163,6 +167,7 @@ def test_bfloat16_mirrored_run_says_so_and_saves_float32_weights(synthetic, tmp_
     checkpoint = load_checkpoint(str(out))
     assert "--hflip" in checkpoint.config.command and "--bf16" in checkpoint.config.command
     assert "random left-right mirroring" in checkpoint.config.trained_on
+    assert "accuracy_as_saved" not in checkpoint.config.metrics["validation"], "float32 weights: nothing to add"
     stored = load_file(str(out / "model.safetensors"))
     assert {t.dtype for t in stored.values() if t.is_floating_point()} == {torch.float32}
 
@@ -295,6 +300,10 @@ def test_soup_averages_the_weights_and_records_how(synthetic, tmp_path):
     assert config.command.startswith("python -m training.soup --checkpoints ")
     assert config.lineage == [a.config.command, b.config.command]
     assert config.metrics["validation"]["epoch"] is None and "test" in config.metrics
+    half = load_checkpoint(str(soup.main(soup.get_args_parser().parse_args(
+        ["--checkpoints", str(first), str(second), "--data", str(synthetic), "--half", "--out", str(tmp_path / "h")]))))
+    validation = half.config.metrics["validation"]
+    assert validation["accuracy_as_saved"] == validation["accuracy"], "a soup is judged as it is stored"
     _greedy_soup_drops_a_harmful_candidate(synthetic, first, tmp_path)
     wider = train.main(_args(synthetic, tmp_path / "c", "--epochs", "1", "--limit", "16", "--arch",
                              "efficientnet_lite0", "--input-size", "32"))

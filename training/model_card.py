@@ -135,6 +135,8 @@ def checkpoint_section(name: str, folder: Path, docs: Path, card_dir: Path) -> s
         val = config.metrics["validation"]
         chosen = f"best validation accuracy {_pct(val['accuracy'])} (epoch {val['epoch']})" if val.get("epoch") \
             else f"validation accuracy {_pct(val['accuracy'])} (averaged weights, no epochs)"
+        if val.get("epoch") and val.get("accuracy_as_saved", val["accuracy"]) != val["accuracy"]:
+            chosen += f"; {_pct(val['accuracy_as_saved'])} with the weights as stored (float16)"
         lines.append(f"- Model selection: {chosen}")
     flip = config.metrics.get("test_time_flip")
     if flip:

@@ -115,9 +115,9 @@ def main(args: argparse.Namespace) -> Path:
     if accuracy is None:  # a greedy soup was measured while it was chosen
         accuracy = _val_accuracy(soup, val_items, args.batch_size)
     finish_args = argparse.Namespace(half=args.half, data=args.data, data_dir=args.data_dir, limit=None,
-                                     batch_size=args.batch_size)
-    return train.finish(soup.model, config, finish_args, Path(args.out),
-                        {"val_accuracy": accuracy, "epoch": None})
+                                     val_size=None, batch_size=args.batch_size)
+    return train.finish(soup.model, config, finish_args, Path(args.out),  # averages were judged as stored
+                        {"val_accuracy": accuracy, "val_accuracy_as_saved": accuracy, "epoch": None})
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from gauntlet.models import build_model, get_architecture
 from gauntlet.settings import get_settings
 from training import data
 from training.augment import augment, cutmix, mirror, random_crops
-from training.evaluate import confusion_metrics, evaluate_benchmarks
+from training.evaluate import confusion_metrics, evaluate_benchmarks, evaluate_items
 
 log = logging.getLogger(__name__)
 RUN_STATE = "last.pt"
@@ -321,7 +321,11 @@ def main(args: argparse.Namespace) -> Path:
 
 def finish(model: nn.Module, config: CheckpointConfig, args: argparse.Namespace, out: Path,
            best: dict[str, Any]) -> Path:
-    """Save the selected weights, then measure them as saved and record the test metrics in config.json."""
+    """Save the selected weights, then measure them as saved and record the test metrics in config.json.
+
+    With ``--half`` the validation accuracy of the float16 weights is recorded too (``accuracy_as_saved``), unless
+    ``best`` already holds it (``val_accuracy_as_saved``: a soup judged as stored).
+    """
     save_checkpoint(model, config, out)
     if args.half:
         to_half(out)
@@ -329,8 +333,11 @@ def finish(model: nn.Module, config: CheckpointConfig, args: argparse.Namespace,
     items = data.test_sets(args.data, args.data_dir)
     if args.limit:
         items = {n: data.interleave(i, args.limit) for n, i in items.items()}
-    config.metrics = {"validation": {"accuracy": best["val_accuracy"], "epoch": best["epoch"]},
-                      **evaluate_benchmarks(Detector(saved), items, args.batch_size)}
+    validation = {"accuracy": best["val_accuracy"], "epoch": best["epoch"]}
+    if args.half:  # epochs are validated in float32; the checkpoint holds float16 weights, which can differ
+        validation["accuracy_as_saved"] = best["val_accuracy_as_saved"] if "val_accuracy_as_saved" in best else \
+            evaluate_items(Detector(saved), _items(args, "val"), args.batch_size, "validation as saved")["accuracy"]
+    config.metrics = {"validation": validation, **evaluate_benchmarks(Detector(saved), items, args.batch_size)}
     save_checkpoint(saved.model, config, out)
     if args.half:
         to_half(out)
