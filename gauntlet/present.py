@@ -6,7 +6,7 @@ from .detector import Prediction
 from .explain import METHOD_TITLES, REGISTRY, Explanation
 from .explain.faithfulness import Faithfulness
 from .model_card import BENCHMARK_TITLES
-from .stats import accuracy_interval
+from .stats import accuracy_interval, interval_text
 
 COLOUR_LEGEND = ("**How to read the heatmaps:** red and yellow mark the regions that most support the verdict, "
                  "blue the regions that matter least. A heatmap shows where the model looked, not proof that "
@@ -42,8 +42,7 @@ def track_record(config: CheckpointConfig, unseen: dict[str, tuple[float, int]] 
 
 
 def _interval(accuracy: float, n: int) -> str:
-    low, high = accuracy_interval(accuracy, n)
-    return f"95% interval {low:.1%} to {high:.1%}"
+    return interval_text(*accuracy_interval(accuracy, n))
 
 
 def method_caption(explanation: Explanation) -> str:

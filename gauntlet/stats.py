@@ -29,6 +29,11 @@ def accuracy_interval(accuracy: float, n: int) -> tuple[float, float]:
     return wilson_interval(round(accuracy * n), n)
 
 
+def interval_text(low: float, high: float) -> str:
+    """An interval in words, as every summary and caption shows it: ``95% interval 80.3% to 91.4%``."""
+    return f"95% interval {low:.1%} to {high:.1%}"
+
+
 def mcnemar_exact(only_first: int, only_second: int) -> float:
     """Two-sided exact McNemar p-value from the discordant counts.
 

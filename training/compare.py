@@ -17,7 +17,7 @@ import numpy as np
 
 from gauntlet.checkpoint import load_checkpoint
 from gauntlet.detector import Detector
-from gauntlet.stats import mcnemar_exact, wilson_interval
+from gauntlet.stats import interval_text, mcnemar_exact, wilson_interval
 from training import data
 from training.evaluate import predict_items, report, select_items
 
@@ -53,8 +53,8 @@ def summary(result: dict[str, Any]) -> str:
     """Readable lines: both accuracies, the disagreements and what they mean."""
     first, second = result["checkpoints"]
     lines = [f"{result['n']} images of {result['data']}"]
-    for name, acc, (low, high) in zip((first, second), result["accuracy"], result["accuracy_ci95"]):
-        lines.append(f"  {name}: {acc:.2%} (95% interval {low:.1%} to {high:.1%})")
+    for name, acc, interval in zip((first, second), result["accuracy"], result["accuracy_ci95"]):
+        lines.append(f"  {name}: {acc:.2%} ({interval_text(*interval)})")
     lines += [f"  they disagree on {result['only_first_right'] + result['only_second_right']} images: "
               f"{result['only_first_right']} only {first} gets right, {result['only_second_right']} only {second}",
               f"  exact McNemar {_p_text(result['mcnemar_p'])}: " +

@@ -27,7 +27,7 @@ from gauntlet.detector import FAKE_INDEX, Detector
 from gauntlet.images import ImageError
 from gauntlet.models import get_architecture
 from training import data
-from gauntlet.stats import wilson_interval
+from gauntlet.stats import interval_text, wilson_interval
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +124,11 @@ def select_items(source: str, data_dir: str | None = None, split: str | None = N
 def summary(result: dict[str, Any], title: str) -> str:
     """A few readable lines: the metrics in percent and the confusion matrix."""
     (tn, fp), (fn, tp) = result["confusion_matrix"]
-    low, high = wilson_interval(tn + tp, result["n"])
     lines = [
         title,
         f"  images: {result['n']}" + (f" ({len(result['skipped'])} unreadable, skipped)" if result["skipped"] else ""),
-        "  accuracy {accuracy:.2%} (95% interval {low:.1%} to {high:.1%})   precision {precision:.2%}   "
-        "recall {recall:.2%}   F1 {f1:.2%}".format(**result, low=low, high=high),
+        "  accuracy {accuracy:.2%} ({interval})   precision {precision:.2%}   "
+        "recall {recall:.2%}   F1 {f1:.2%}".format(**result, interval=interval_text(*result["accuracy_ci95"])),
         "  confusion matrix (rows = truth, columns = predicted):",
         f"  {'':>10}{'REAL':>8}{'FAKE':>8}",
         f"  {'REAL':>10}{tn:>8}{fp:>8}",

@@ -27,7 +27,6 @@ from training import data
 from training.evaluate import evaluate_benchmarks
 from gauntlet.stats import accuracy_interval
 
-DOCS = DOCS_DIR
 LATENCY = "latency.json"
 CROSS_BENCHMARKS = ["cifake_test", "cifake_test_dedup", "rvaa_test", "rvaa_test_dedup", "mixed_test",
                     "mixed_test_dedup", "faces", "photos_mixed"]
@@ -214,7 +213,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="evaluate only these (merged into the stored results; default: every bundled one)")
     parser.add_argument("--max-images", type=int, default=None,
                         help="cut larger benchmarks to N images by the --limit rule (CPU budget)")
-    parser.add_argument("--docs", default=str(DOCS), help="folder for charts and stored results")
+    parser.add_argument("--docs", default=str(DOCS_DIR), help="folder for charts and stored results")
     parser.add_argument("--out", default=str(REPO_ROOT / "MODEL_CARD.md"))
     return parser
 
