@@ -10,13 +10,14 @@ import gradio as gr
 import torch
 
 from gauntlet.model_card import load_model_card
-from gauntlet.quiz import Quiz
 from gauntlet.service import ModelCatalog, example_images
 from gauntlet.settings import Settings, get_settings
+from gauntlet.teaching.quiz import Quiz
 from ui.classroom_tab import build_classroom_tab
 from ui.detector_tab import build_detector_tab
+from ui.game_board import progress_state
 from ui.model_card_tab import build_model_card_tab
-from ui.quiz_tab import build_quiz_tab, progress_state
+from ui.quiz_tab import build_quiz_tab
 
 INTRO = """# GAUNTLET · is this image AI-generated?
 Upload an image: a detector gives its verdict, and explanation methods show **where it looked**.

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from gauntlet.classroom import CODE_ALPHABET, CODE_LENGTH, ClassroomStore, RoomError, clean_nickname, hash_key
-from gauntlet.quiz_present import escape_markdown, leaderboard_markdown
+from gauntlet.teaching.classroom import CODE_ALPHABET, CODE_LENGTH, ClassroomStore, RoomError, clean_nickname, hash_key
+from gauntlet.teaching.quiz_present import escape_markdown, leaderboard_markdown
 
 
 @pytest.fixture

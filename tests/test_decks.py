@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gauntlet.decks import (DeckError, build_deck, display_image, load_deck, load_decks, main, parse_deck,
+from gauntlet.teaching.decks import (DeckError, build_deck, display_image, load_deck, load_decks, main, parse_deck,
                             read_image, resolve_image)
 from quiz_helpers import demo_deck, make_data_root, write_deck
 

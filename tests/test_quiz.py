@@ -8,12 +8,12 @@ import time
 import pytest
 
 from conftest import make_checkpoint
-from gauntlet.classroom import ClassroomStore, RoomError
-from gauntlet.decks import load_decks
+from gauntlet.teaching.classroom import ClassroomStore, RoomError
+from gauntlet.teaching.decks import load_decks
 from gauntlet.detector import Prediction
-from gauntlet.quiz import Progress, Quiz, next_item, precompute, score
-from gauntlet.quiz_present import fooled_chart, reveal_markdown, summary_markdown, teacher_markdown
-from gauntlet.reveal_cache import RevealCache
+from gauntlet.teaching.quiz import Progress, Quiz, next_item, precompute, score
+from gauntlet.teaching.quiz_present import fooled_chart, reveal_markdown, summary_markdown, teacher_markdown
+from gauntlet.teaching.reveal_cache import RevealCache
 from gauntlet.service import ModelCatalog
 from quiz_helpers import TRUTH_OF, demo_deck, make_data_root, write_deck
 

@@ -14,14 +14,14 @@ from gradio_client.exceptions import AppError
 from app import build_app
 from app_process import free_port
 from conftest import make_checkpoint
-from gauntlet.classroom import ClassroomStore
-from gauntlet.decks import load_decks
-from gauntlet.quiz import Quiz
-from gauntlet.reveal_cache import RevealCache
+from gauntlet.teaching.classroom import ClassroomStore
+from gauntlet.teaching.decks import load_decks
+from gauntlet.teaching.quiz import Quiz
+from gauntlet.teaching.reveal_cache import RevealCache
 from gauntlet.service import ModelCatalog
 from gauntlet.settings import get_settings
 from quiz_helpers import LEAKY_TEXT, TRUTH_OF, demo_deck, make_data_root, write_deck
-from ui.quiz_tab import WELCOME, PlayerHandlers
+from ui.game_board import WELCOME, PlayerHandlers
 
 MODEL = "tiny"
 ITEM_SECRETS = ["source of", "lesson of", "set/", "set.zip", "img_", "img ", LEAKY_TEXT]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import gradio as gr
 
-from gauntlet.classroom import NICKNAME_MAX, RoomError
-from gauntlet.quiz import Progress, Quiz
-from gauntlet.quiz_present import fooled_chart, leaderboard_markdown, teacher_markdown
+from gauntlet.teaching.classroom import NICKNAME_MAX, RoomError
+from gauntlet.teaching.quiz import Progress, Quiz
+from gauntlet.teaching.quiz_present import fooled_chart, leaderboard_markdown, teacher_markdown
 from .common import human_errors
-from .quiz_tab import BROWSER_SECRET, PlayerHandlers, build_player
+from .game_board import PlayerHandlers, build_player
 
 JOIN_TEXT = "Type the **room code** from the board and a **nickname**, then press **Join**."
 STUDENT_REFRESH_S = 5.0

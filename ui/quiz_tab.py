@@ -1,140 +1,15 @@
-"""Quiz tab: one image at a time, guess Real or AI, then the reveal (truth, lesson, model and heatmap).
+"""Quiz tab: pick a deck (and a model to compare with) and play it alone on the game board.
 
-The game board (:func:`build_player`) is shared with the classroom tab. Progress lives in
-a ``gr.BrowserState`` so a refresh loses nothing; it holds only the deck, the model and the
-guesses already revealed. Images reach the browser as re-encoded pixels under a content-hash
-name, and no component or API response carries a truth before the guess.
+The board itself (:mod:`ui.game_board`) is shared with the classroom tab.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import gradio as gr
 
-from gauntlet.quiz import DEFAULT_METHOD, Progress, Quiz
-from gauntlet.quiz_present import (position_text, reveal_markdown, review_caption, summary_markdown,
-                                   unavailable_markdown)
+from gauntlet.teaching.quiz import Quiz
+from gauntlet.teaching.quiz_present import unavailable_markdown
 from .common import human_errors
-
-METHOD_CHOICES = [("Score-CAM", "score_cam"), ("Grad-CAM", "grad_cam"), ("Ablation-CAM", "ablation_cam"),
-                  ("LIME", "lime")]
-WELCOME = "Choose a deck and press **Start**: you will see one image at a time. Real photo, or AI?"
-# BrowserState encrypts with a key that is sent to the page anyway, so it hides nothing from the player;
-# a fixed key keeps saved progress readable after the app restarts (a random one would not).
-BROWSER_SECRET = "gauntlet-progress-v1"
-QUICK = None  # quiz events only read small files or wait for the reveal worker: no concurrency cap needed
-
-
-@dataclass
-class Player:
-    """The components of one game board."""
-
-    status: gr.Markdown
-    image: gr.Image
-    guesses: gr.Row
-    reveal: gr.Column
-    heatmap: gr.Image
-    method: gr.Radio
-    reveal_text: gr.Column
-    result: gr.Markdown
-    next: gr.Button
-    end: gr.Column
-    summary: gr.Markdown
-    review: gr.Gallery
-
-    @property
-    def view_outputs(self) -> list[gr.components.Component]:
-        return [self.status, self.image, self.guesses, self.reveal, self.reveal_text, self.end, self.summary,
-                self.review]
-
-    @property
-    def reveal_outputs(self) -> list[gr.components.Component]:
-        return [self.guesses, self.reveal, self.reveal_text, self.result, self.heatmap]
-
-
-class PlayerHandlers:
-    """Event handlers over a :class:`Quiz`; every input and output is safe to show the player."""
-
-    def __init__(self, quiz: Quiz, welcome: str = WELCOME) -> None:
-        self.quiz, self.welcome = quiz, welcome
-
-    def view(self, saved: dict | None, method: str) -> tuple:
-        """Show the current image (guess buttons on, reveal off), or the end summary, or the welcome text."""
-        progress = Progress.from_dict(saved)
-        hidden = gr.update(visible=False)
-        if progress is None:
-            return self.welcome, None, hidden, hidden, hidden, hidden, "", []
-        shown = self.quiz.show(progress, method or DEFAULT_METHOD)
-        if not shown.done:
-            return position_text(shown), shown.image, gr.update(visible=True), hidden, hidden, hidden, "", []
-        summary = self.quiz.summary(progress)
-        review = [(image, review_caption(item, guess)) for image, item, guess in self.quiz.review_images(summary)]
-        return (position_text(shown), None, hidden, hidden, hidden, gr.update(visible=True),
-                summary_markdown(summary), review)
-
-    def guess(self, saved: dict | None, guess: str, method: str) -> tuple:
-        """Record the guess; returns the new progress and the reveal."""
-        progress = Progress.from_dict(saved)
-        if progress is None:
-            raise ValueError("Press Start first.")
-        progress, outcome = self.quiz.guess(progress, guess, method or DEFAULT_METHOD)
-        shown = gr.update(visible=True)
-        return progress.to_dict(), gr.update(visible=False), shown, shown, reveal_markdown(outcome), outcome.heatmap
-
-    def guesser(self, guess: str) -> Callable[[dict | None, str], tuple]:
-        """The click handler of the button that answers ``guess``."""
-
-        @human_errors("revealing the answer")
-        def run(saved: dict | None, method: str) -> tuple:
-            return self.guess(saved, guess, method)
-
-        return run
-
-    def heatmap(self, saved: dict | None, method: str):
-        """The last revealed item's heatmap with another method."""
-        progress = Progress.from_dict(saved)
-        if progress is None or not progress.answers:
-            return gr.skip()
-        return self.quiz.outcome(progress, method).heatmap
-
-
-def build_player(handlers: PlayerHandlers, progress: gr.BrowserState, api_prefix: str) -> Player:
-    """Lay out a game board and wire its guess, next and method events (endpoints ``/<prefix>_...``)."""
-    status = gr.Markdown(handlers.welcome)
-    with gr.Row(equal_height=True):
-        with gr.Column():
-            image = gr.Image(type="pil", interactive=False, show_label=False, height=360, buttons=[])
-            with gr.Row(visible=False) as guesses:
-                real = gr.Button("📷 Real", variant="primary")
-                fake = gr.Button("🤖 AI", variant="primary")
-        with gr.Column(visible=False) as reveal:
-            heatmap = gr.Image(type="pil", interactive=False, label="Where the model looked", height=360, buttons=[])
-            method = gr.Radio(METHOD_CHOICES, value=DEFAULT_METHOD, label="Heatmap method", container=False)
-    with gr.Column(visible=False) as reveal_text:
-        result = gr.Markdown()
-        next_button = gr.Button("Next image ➜", variant="primary")
-    with gr.Column(visible=False) as end:
-        summary = gr.Markdown()
-        review = gr.Gallery(label="The images that fooled you", columns=3, height="auto", object_fit="contain")
-    player = Player(status, image, guesses, reveal, heatmap, method, reveal_text, result, next_button, end, summary,
-                    review)
-
-    view = human_errors("showing the next image")(handlers.view)
-    for button, guess in ((real, "REAL"), (fake, "FAKE")):
-        button.click(handlers.guesser(guess), [progress, method], [progress, *player.reveal_outputs],
-                     api_name=f"{api_prefix}_guess_{guess.lower()}", concurrency_limit=QUICK)
-    next_button.click(view, [progress, method], player.view_outputs, api_name=f"{api_prefix}_show",
-                      concurrency_limit=QUICK)
-    method.input(human_errors("drawing the heatmap")(handlers.heatmap), [progress, method], heatmap,
-                 api_name=f"{api_prefix}_heatmap", concurrency_limit=QUICK)
-    return player
-
-
-def progress_state(storage_key: str) -> gr.BrowserState:
-    """Saved progress in the browser. Create it at the top level of the Blocks, outside any tab:
-    components in a tab that is not open yet mount late, and the page-load restore would read nothing."""
-    return gr.BrowserState(None, storage_key=storage_key, secret=BROWSER_SECRET)
+from .game_board import QUICK, PlayerHandlers, build_player
 
 
 def build_quiz_tab(demo: gr.Blocks, quiz: Quiz, model_choices: list[tuple[str, str]],

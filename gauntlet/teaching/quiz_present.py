@@ -11,10 +11,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
+from ..explain import METHOD_TITLES
+from ..present import verdict_sentence
 from .classroom import Room
 from .decks import Deck, DeckItem
-from .explain import METHOD_TITLES
-from .present import verdict_sentence
 from .quiz import ItemReport, Outcome, Shown, Summary
 
 TRUTH_WORDS = {"REAL": "real (a photo or human-made)", "FAKE": "AI-generated"}

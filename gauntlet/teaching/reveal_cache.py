@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..detector import Prediction
+from ..explain import available_variants
+from ..service import ModelCatalog
 from .decks import DeckItem, read_image, resolve_image
-from .detector import Prediction
-from .explain import available_variants
-from .service import ModelCatalog
 
 PREFERRED_VARIANT = "fast"
 
