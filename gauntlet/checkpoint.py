@@ -152,23 +152,21 @@ def hub_reachable(endpoint: str, timeout_s: float = 2.0) -> bool:
         return False
 
 
-def download_from_hub(repo_id: str, revision: str | None = None) -> Path:
-    """Fetch a checkpoint from the Hub, or from its local cache when offline or unreachable."""
+def hub_download(repo_id: str, filename: str, revision: str | None, offline: bool, repo_type: str = "model") -> Path:
+    """One file of a Hub repository, through the Hugging Face cache (only the cache when ``offline``)."""
     from huggingface_hub import hf_hub_download
 
-    endpoint = hub_endpoint()
-    offline = get_settings().hub_offline or not hub_reachable(endpoint)
-    kwargs = dict(
-        repo_id=repo_id,
-        revision=revision,
-        endpoint=endpoint,
-        local_files_only=offline,
-        cache_dir=os.environ.get("HF_HUB_CACHE") or None,
-        etag_timeout=5,
-    )
+    return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision, repo_type=repo_type,
+                                endpoint=hub_endpoint(), local_files_only=offline,
+                                cache_dir=os.environ.get("HF_HUB_CACHE") or None, etag_timeout=5))
+
+
+def download_from_hub(repo_id: str, revision: str | None = None) -> Path:
+    """Fetch a checkpoint from the Hub, or from its local cache when offline or unreachable."""
+    offline = get_settings().hub_offline or not hub_reachable(hub_endpoint())
     try:
-        config_path = hf_hub_download(filename=CONFIG_NAME, **kwargs)
-        hf_hub_download(filename=WEIGHTS_NAME, **kwargs)
+        config_path = hub_download(repo_id, CONFIG_NAME, revision, offline)
+        hub_download(repo_id, WEIGHTS_NAME, revision, offline)
     except Exception as err:  # noqa: BLE001 - network, auth, missing repo: all become one clear error
         where = "the local Hub cache (Hub offline or unreachable)" if offline else "the Hugging Face Hub"
         raise CheckpointError(f"Could not get {repo_id}@{revision or 'main'} from {where}: {type(err).__name__}") from err

@@ -28,8 +28,8 @@ def quiz(tmp_path_factory) -> Quiz:
     write_deck(root / "decks", demo_deck())
     write_deck(root / "decks", {**demo_deck(), "id": "second"})
     catalog = ModelCatalog(extra_sources=(), checkpoints_dir=root / "checkpoints")
-    return Quiz(catalog, load_decks(root / "decks", data_root), RevealCache(catalog, data_root, root / "cache"),
-                ClassroomStore(root / "classroom.sqlite3"), data_root)
+    return Quiz(catalog, load_decks(root / "decks", data_root), RevealCache(catalog, root / "cache"),
+                ClassroomStore(root / "classroom.sqlite3"))
 
 
 def verdict(label: str) -> Prediction:
@@ -93,8 +93,8 @@ def test_progress_never_holds_a_truth(quiz):
 
 def test_show_prepares_the_reveal_before_the_guess_and_the_reveal_is_instant(quiz, tmp_path):
     first, second = quiz.deck("demo").items[:2]
-    fresh = RevealCache(quiz.catalog, quiz.data_root, tmp_path / "cache")
-    quiz_fresh = Quiz(quiz.catalog, list(quiz.decks.values()), fresh, quiz.store, quiz.data_root)
+    fresh = RevealCache(quiz.catalog, tmp_path / "cache")
+    quiz_fresh = Quiz(quiz.catalog, list(quiz.decks.values()), fresh, quiz.store)
     assert not fresh.cached(MODEL, first, "score_cam")
     quiz_fresh.show(quiz_fresh.start("demo", MODEL))  # starts background jobs: this item and the next
     deadline = time.monotonic() + 60
@@ -141,7 +141,7 @@ def test_cached_reveals_are_keyed_by_weights_and_explained_layers(tmp_path):
     def fingerprint(folder: str, **config) -> str:
         make_checkpoint(tmp_path / folder / "m", "baseline_cnn", **config)
         catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path / folder)
-        return RevealCache(catalog, None, tmp_path / "cache").fingerprint("m")
+        return RevealCache(catalog, tmp_path / "cache").fingerprint("m")
 
     same = fingerprint("a"), fingerprint("b")
     assert same[0] == same[1]

@@ -35,8 +35,8 @@ def app(tmp_path_factory):
     data_root = make_data_root(root / "data")
     write_deck(root / "decks", demo_deck())
     catalog = ModelCatalog(extra_sources=(), checkpoints_dir=root / "checkpoints")
-    quiz = Quiz(catalog, load_decks(root / "decks", data_root), RevealCache(catalog, data_root, root / "cache"),
-                ClassroomStore(root / "classroom.sqlite3"), data_root)
+    quiz = Quiz(catalog, load_decks(root / "decks", data_root), RevealCache(catalog, root / "cache"),
+                ClassroomStore(root / "classroom.sqlite3"))
     demo = build_app(catalog, get_settings(), quiz)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)

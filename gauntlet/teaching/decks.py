@@ -1,37 +1,52 @@
 """Quiz decks: loading and validating ``quiz_data/<id>.json``, and building new ones.
 
-A deck lists images under the data root (``GAUNTLET_DATA_DIR``, else ``../shared/data``)
-with their truth (REAL or FAKE), where they come from and a lesson. A path component
-ending in ``.zip`` is a zip file, read in place: ``cifake/test.zip/FAKE/1000 (2).jpg``.
-Paths that could leave the data root (``..``, absolute paths, links pointing out) are
-refused, and a deck whose images are missing is kept but marked unavailable, so the
-app still runs without the data. ``python -m gauntlet.decks build FOLDER ...`` makes a
+A deck lists images by a path such as ``faces/REAL/real_0029.jpg``, with their truth
+(REAL or FAKE), where they come from and a lesson. :func:`locate_image` finds that path,
+in this order: in the repository's starter images (``images/`` beside the deck files,
+written by ``python -m gauntlet.decks vendor``), under the data root (``GAUNTLET_DATA_DIR``,
+else ``../shared/data``), and, for a deck that names a Hub dataset (``hub_repo`` and a pinned
+``hub_revision``), in that dataset (downloaded once into the Hugging Face cache). An item's
+``sha256``, when given, is checked whatever the image came from. A path component ending
+in ``.zip`` is a zip file, read in place: ``cifake/test.zip/FAKE/1000 (2).jpg``.
+Paths that could leave a root (``..``, absolute paths, links pointing out) are refused,
+and a deck whose images are missing is kept but marked unavailable with the reason, so
+the app still runs without the data. ``python -m gauntlet.decks build FOLDER ...`` makes a
 balanced deck from any folder with ``REAL/`` and ``FAKE/`` subfolders;
-``python -m gauntlet.decks check`` validates every deck.
+``python -m gauntlet.decks check`` validates every deck; ``vendor`` copies a deck's images
+into the repository; ``publish DECK_FILE --repo OWNER/NAME`` puts them on the Hub.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import re
 import sys
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
 
+from ..checkpoint import hub_download, hub_endpoint, hub_reachable
 from ..images import load_image
 from ..settings import get_settings
 
 TRUTHS = ("REAL", "FAKE")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-DECK_KEYS = {"id": True, "title": True, "description": False, "items": True}
-ITEM_KEYS = {"id": True, "image": True, "truth": True, "source": True, "lesson": True, "display_size": False}
+DECK_KEYS = {"id": True, "title": True, "description": False, "hub_repo": False, "hub_revision": False,
+             "items": True}
+ITEM_KEYS = {"id": True, "image": True, "truth": True, "source": True, "lesson": True, "display_size": False,
+             "sha256": False}
+ITEM_LISTS = ("items",)  # every key of a deck file that holds a list of items (see raw_items)
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+REPO_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+IMAGES_DIR = "images"  # beside the deck files: the repository's own copies, at the paths the decks name
+EXAMPLES_DIR = "examples"  # inside IMAGES_DIR: detector examples, in no deck
 REVEALING_WORDS = {"real", "fake", "ai", "synthetic", "generated"}
 PLACEHOLDER = "TODO (teacher):"
 SMALL_IMAGE_SIDE = 128
@@ -42,8 +57,16 @@ class DeckError(ValueError):
 
 
 @dataclass(frozen=True)
+class ImageRef:
+    """Where an item's image lives: a file, or a member of a zip file."""
+
+    path: Path
+    member: str | None = None
+
+
+@dataclass(frozen=True)
 class DeckItem:
-    """One quiz image and what to say about it once the player has guessed."""
+    """One quiz image and what to say about it once the player has guessed; ``ref``: where it was found."""
 
     id: str
     image: str
@@ -51,6 +74,8 @@ class DeckItem:
     source: str
     lesson: str
     display_size: int | None = None
+    sha256: str = ""
+    ref: ImageRef | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -62,10 +87,16 @@ class Deck:
     description: str
     items: tuple[DeckItem, ...]
     problem: str = ""
+    hub_repo: str = ""
+    hub_revision: str = ""
 
     @property
     def available(self) -> bool:
         return not self.problem
+
+    def all_items(self) -> tuple[DeckItem, ...]:
+        """Every item the deck file references: what locating, hashing, vendoring and publishing go over."""
+        return self.items
 
     def item(self, item_id: str) -> DeckItem:
         for item in self.items:
@@ -74,12 +105,9 @@ class Deck:
         raise KeyError(f"Deck {self.id!r} has no item {item_id!r}.")
 
 
-@dataclass(frozen=True)
-class ImageRef:
-    """Where an item's image lives: a file, or a member of a zip file."""
-
-    path: Path
-    member: str | None = None
+def raw_items(data: dict) -> list[dict]:
+    """Every item dict of a parsed deck file, over all its item lists (:data:`ITEM_LISTS`)."""
+    return [item for key in ITEM_LISTS for item in data.get(key) or [] if isinstance(item, dict)]
 
 
 def path_parts(relative: str) -> tuple[str, ...]:
@@ -129,13 +157,108 @@ def image_exists(ref: ImageRef) -> bool:
         return False
 
 
-def read_image(data_root: Path, relative: str) -> Image.Image:
-    """Decode an item's image (RGB) through the safe loader, from a file or a zip member."""
-    ref = resolve_image(data_root, relative)
+def image_bytes(ref: ImageRef) -> bytes:
+    """The stored bytes of an image, as its ``sha256`` is computed."""
+    return ref.path.read_bytes() if ref.member is None else _zip(ref.path).read(ref.member)
+
+
+def sha256_of(ref: ImageRef) -> str:
+    """The hex sha256 of an image's stored bytes."""
+    return hashlib.sha256(image_bytes(ref)).hexdigest()
+
+
+def _decode(ref: ImageRef) -> Image.Image:
     max_pixels = get_settings().max_pixels
     if ref.member is None:
         return load_image(ref.path, max_pixels=max_pixels)
     return load_image(_zip(ref.path).read(ref.member), max_pixels=max_pixels)
+
+
+def read_image(data_root: Path, relative: str) -> Image.Image:
+    """Decode an image under ``data_root`` (RGB) through the safe loader, from a file or a zip member."""
+    return _decode(resolve_image(data_root, relative))
+
+
+def item_image(item: DeckItem) -> Image.Image:
+    """Decode a loaded deck item's image (RGB), wherever :func:`locate_image` found it."""
+    if item.ref is None:
+        raise DeckError(f"the image of item {item.id!r} ({item.image!r}) was not found")
+    return _decode(item.ref)
+
+
+class HubAccess:
+    """May the Hub be asked? Not when offline, nor when it cannot be reached within ~2 s (probed once, shared)."""
+
+    def __init__(self, offline: bool) -> None:
+        self.offline = offline
+        self._online: bool | None = None
+
+    def online(self) -> bool:
+        if self._online is None:
+            self._online = not self.offline and hub_reachable(hub_endpoint())
+        return self._online
+
+
+def describe_hub_error(err: Exception, repo: str, revision: str) -> str:
+    """A sentence for a failed Hub download (missing repository, revision or file; anything else by name)."""
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    if isinstance(err, RepositoryNotFoundError):
+        return f"the Hub dataset {repo!r} does not exist (or is private)"
+    if isinstance(err, RevisionNotFoundError):
+        return f"the Hub dataset {repo!r} has no revision {revision!r} (was it moved or deleted?)"
+    if isinstance(err, EntryNotFoundError):
+        return f"the Hub dataset {repo}@{revision} has no such file ({err.__class__.__name__})"
+    return f"the Hub answered with {type(err).__name__}"
+
+
+class HubImages:
+    """A deck's Hub dataset at its pinned revision: fetches missing images into the Hugging Face cache.
+
+    Images already cached are used without asking the Hub. After the first failure it asks no
+    more (a deck waits for one timeout, not twenty), and ``failure`` says why.
+    """
+
+    def __init__(self, repo: str, revision: str, access: HubAccess) -> None:
+        self.repo, self.revision, self.access = repo, revision, access
+        self.failure = ""
+
+    def fetch(self, relative: str) -> ImageRef | None:
+        if self.failure:
+            return None
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            try:
+                return ImageRef(hub_download(self.repo, relative, self.revision, offline=True, repo_type="dataset"))
+            except LocalEntryNotFoundError:
+                if not self.access.online():
+                    self.failure = "the Hub cannot be reached (or HF_HUB_OFFLINE is set) and they are not cached"
+                    return None
+            return ImageRef(hub_download(self.repo, relative, self.revision, offline=False, repo_type="dataset"))
+        except Exception as err:  # noqa: BLE001 - network, missing repo or file: one sentence in the deck list
+            self.failure = describe_hub_error(err, self.repo, self.revision)
+            return None
+
+
+@dataclass(frozen=True)
+class ImageSources:
+    """Where a deck's images are looked for: the repository's copies, the data folder, then the deck's Hub dataset."""
+
+    repo_images: Path
+    data_root: Path | None
+    hub: HubAccess
+
+
+def locate_image(relative: str, roots: tuple[Path | None, ...], hub: HubImages | None = None) -> ImageRef | None:
+    """Where a deck's image path is: the first of ``roots`` holding it (repository copies, then the data folder),
+    else the deck's Hub dataset; ``None`` when nowhere. The one place that decides where images come from."""
+    for root in roots:
+        if root is not None and root.is_dir():
+            ref = resolve_image(root, relative)
+            if image_exists(ref):
+                return ref
+    return hub.fetch(relative) if hub else None
 
 
 def display_image(image: Image.Image, item: DeckItem) -> Image.Image:
@@ -177,8 +300,15 @@ def _check_item_id(item_id: str, where: str) -> None:
         raise DeckError(f"{where}: id {item_id!r} gives the answer away; use a neutral id such as 'faces-07'")
 
 
-def parse_item(data: object, index: int, deck_id: str) -> DeckItem:
-    """Validate one item of a deck manifest."""
+def _check_sha256(data: dict, where: str) -> str:
+    value = data.get("sha256", "")
+    if not isinstance(value, str) or (value and not SHA256_PATTERN.match(value)):
+        raise DeckError(f"{where}: sha256 must be 64 lowercase hexadecimal digits")
+    return value
+
+
+def parse_item(data: object, index: int, deck_id: str, locate=None) -> DeckItem:
+    """Validate one item of a deck manifest; ``locate`` (path -> :class:`ImageRef` or None) finds its image."""
     where = f"deck {deck_id!r}, item {index + 1}"
     data = _check_keys(data, ITEM_KEYS, where)
     item_id = _text(data, "id", where)
@@ -195,11 +325,23 @@ def parse_item(data: object, index: int, deck_id: str) -> DeckItem:
         path_parts(image)
     except DeckError as err:
         raise DeckError(f"{where}: {err}") from None
-    return DeckItem(item_id, image, truth, _text(data, "source", where), _text(data, "lesson", where), size)
+    return DeckItem(item_id, image, truth, _text(data, "source", where), _text(data, "lesson", where), size,
+                    _check_sha256(data, where), locate(image) if locate else None)
 
 
-def parse_deck(data: object, name: str) -> Deck:
-    """Validate a whole manifest (``name`` is its file stem, which must equal its id)."""
+def _hub_source(data: dict, deck_id: str) -> tuple[str, str]:
+    """The deck's Hub dataset and pinned revision ('' and '' when it names none)."""
+    repo, revision = data.get("hub_repo", ""), data.get("hub_revision", "")
+    if not isinstance(repo, str) or not isinstance(revision, str) or bool(repo) != bool(revision):
+        raise DeckError(f"deck {deck_id!r}: 'hub_repo' (owner/name) and 'hub_revision' go together, both strings")
+    if repo and not REPO_PATTERN.match(repo):
+        raise DeckError(f"deck {deck_id!r}: hub_repo {repo!r} must look like owner/name")
+    return repo, revision
+
+
+def parse_deck(data: object, name: str, sources: ImageSources | None = None) -> Deck:
+    """Validate a whole manifest (``name`` is its file stem, which must equal its id); with ``sources``, also
+    locate every image and set ``problem`` when one is missing or does not match its sha256."""
     data = _check_keys(data, DECK_KEYS, f"deck file {name!r}")
     deck_id = _text(data, "id", f"deck file {name!r}")
     if deck_id != name or not ID_PATTERN.match(deck_id):
@@ -207,27 +349,45 @@ def parse_deck(data: object, name: str) -> Deck:
     items = data["items"]
     if not isinstance(items, list) or not items:
         raise DeckError(f"deck {deck_id!r}: 'items' must be a non-empty list")
-    parsed = tuple(parse_item(item, index, deck_id) for index, item in enumerate(items))
+    hub_repo, hub_revision = _hub_source(data, deck_id)
+    hub = HubImages(hub_repo, hub_revision, sources.hub) if sources and hub_repo else None
+    roots = (sources.repo_images, sources.data_root) if sources else ()
+    locate = (lambda image: locate_image(image, roots, hub)) if sources else None
+    parsed = tuple(parse_item(item, index, deck_id, locate) for index, item in enumerate(items))
     seen: set[str] = set()
     for item in parsed:
         if item.id in seen:
             raise DeckError(f"deck {deck_id!r}: item id {item.id!r} is used twice")
         seen.add(item.id)
-    return Deck(deck_id, _text(data, "title", deck_id), _text(data, "description", deck_id, required=False), parsed)
+    deck = Deck(deck_id, _text(data, "title", deck_id), _text(data, "description", deck_id, required=False), parsed,
+                hub_repo=hub_repo, hub_revision=hub_revision)
+    return replace(deck, problem=image_problem(deck, sources.data_root, hub)) if sources else deck
 
 
-def missing_images(deck: Deck, data_root: Path | None) -> str:
-    """Why the deck's images cannot be shown ('' when they all can)."""
-    if data_root is None or not data_root.is_dir():
+def image_problem(deck: Deck, data_root: Path | None, hub: HubImages | None = None) -> str:
+    """Why the deck cannot be played ('' when every image was found and matches its sha256)."""
+    items = deck.all_items()
+    missing = [item.image for item in items if item.ref is None]
+    if missing and hub and hub.failure:
+        return (f"{len(missing)} of {len(items)} images could not be fetched from the Hub dataset "
+                f"{deck.hub_repo}@{deck.hub_revision}: {hub.failure}")
+    if missing and (data_root is None or not data_root.is_dir()):
         return "the data folder is not set up (set GAUNTLET_DATA_DIR to the folder holding the quiz images)"
-    missing = [item.image for item in deck.items if not image_exists(resolve_image(data_root, item.image))]
-    if not missing:
-        return ""
-    return f"{len(missing)} of {len(deck.items)} images are missing from {data_root} (first: {missing[0]!r})"
+    if missing:
+        return f"{len(missing)} of {len(items)} images are missing from {data_root} (first: {missing[0]!r})"
+    changed = [item.image for item in items if item.sha256 and item.sha256 != sha256_of(item.ref)]
+    if changed:
+        moved = ", or the Hub revision moved" if deck.hub_repo else ""
+        return (f"{len(changed)} of {len(items)} images do not match the sha256 in the deck file (first: "
+                f"{changed[0]!r}): changed or tampered with{moved}")
+    return ""
 
 
-def load_deck(path: Path, data_root: Path | None) -> Deck:
-    """Read, validate and check one manifest; raises :class:`DeckError` for a bad manifest."""
+def load_deck(path: Path, data_root: Path | None, hub: HubAccess | None = None) -> Deck:
+    """Read, validate and check one manifest; raises :class:`DeckError` for a bad manifest.
+
+    Images are looked for in ``images/`` beside the deck file, then under ``data_root``, then
+    in the deck's Hub dataset when it names one (``hub``: whether the Hub may be asked)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -235,17 +395,16 @@ def load_deck(path: Path, data_root: Path | None) -> Deck:
                         f"{err.msg})") from None
     except OSError as err:
         raise DeckError(f"deck file {path.name!r} cannot be read ({err.strerror})") from None
-    deck = parse_deck(data, path.stem)
-    problem = missing_images(deck, data_root)
-    return Deck(deck.id, deck.title, deck.description, deck.items, problem) if problem else deck
+    return parse_deck(data, path.stem, ImageSources(path.parent / IMAGES_DIR, data_root, hub or HubAccess(False)))
 
 
-def load_decks(folder: Path, data_root: Path | None) -> list[Deck]:
-    """Every deck in ``folder``, sorted by id; broken ones are kept with their ``problem`` (never raised)."""
-    decks = []
+def load_decks(folder: Path, data_root: Path | None, hub_offline: bool = False) -> list[Deck]:
+    """Every deck in ``folder``, sorted by id; broken ones are kept with their ``problem`` (never raised).
+    The Hub is probed at most once (~2 s when unreachable), and only when a deck needs an image from it."""
+    decks, hub = [], HubAccess(hub_offline)
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
-            decks.append(load_deck(path, data_root))
+            decks.append(load_deck(path, data_root, hub))
         except DeckError as err:
             decks.append(Deck(path.stem, path.stem, "", (), f"bad manifest: {err}"))
     return decks

@@ -24,7 +24,7 @@ from ..detector import Prediction
 from ..service import ModelCatalog
 from ..settings import Settings, get_settings
 from .classroom import ClassroomStore, ItemStat, Room
-from .decks import Deck, DeckItem, display_image, load_decks, read_image
+from .decks import Deck, DeckItem, display_image, item_image, load_decks
 from .reveal_cache import RevealCache
 
 GUESSES = ("REAL", "FAKE")
@@ -136,16 +136,15 @@ class Quiz:
     """Decks, the reveal cache and the classroom store, behind the calls the quiz and classroom tabs make."""
 
     def __init__(self, catalog: ModelCatalog, decks: list[Deck], cache: RevealCache,
-                 store: ClassroomStore, data_root: Path | None) -> None:
-        self.catalog, self.cache, self.store, self.data_root = catalog, cache, store, data_root
+                 store: ClassroomStore) -> None:
+        self.catalog, self.cache, self.store = catalog, cache, store
         self.decks = {deck.id: deck for deck in decks}
 
     @classmethod
     def from_settings(cls, catalog: ModelCatalog, settings: Settings, decks_dir: Path | None = None) -> "Quiz":
         """The quiz as configured: decks from ``decks_dir`` (default ``settings.quiz_dir``), the rest from settings."""
-        decks = load_decks(decks_dir or settings.quiz_dir, settings.data_dir)
-        return cls(catalog, decks, RevealCache(catalog, settings.data_dir, settings.cache_dir),
-                   ClassroomStore(settings.classroom_db), settings.data_dir)
+        decks = load_decks(decks_dir or settings.quiz_dir, settings.data_dir, settings.hub_offline)
+        return cls(catalog, decks, RevealCache(catalog, settings.cache_dir), ClassroomStore(settings.classroom_db))
 
     def deck_choices(self) -> list[tuple[str, str]]:
         """(label, id) of the decks that can be played."""
@@ -177,7 +176,7 @@ class Quiz:
             return Shown(None, position, len(deck.items), deck.title)
         for upcoming in deck.items[position:position + 2]:
             self.cache.prefetch(progress.model, upcoming, method)
-        image = display_image(read_image(self.data_root, item.image), item)
+        image = display_image(item_image(item), item)
         return Shown(image, position + 1, len(deck.items), deck.title)
 
     def guess(self, progress: Progress, guess: str, method: str = DEFAULT_METHOD) -> tuple[Progress, Outcome]:
@@ -212,7 +211,7 @@ class Quiz:
 
     def review_images(self, summary: Summary) -> list[tuple[Image.Image, DeckItem, str]]:
         """The pictures the player missed, with the item and their guess, for the end-of-deck review."""
-        return [(display_image(read_image(self.data_root, item.image), item), item, guess)
+        return [(display_image(item_image(item), item), item, guess)
                 for item, guess in summary.missed]
 
     def create_room(self, deck_id: str, model_key: str | None) -> tuple[str, str]:

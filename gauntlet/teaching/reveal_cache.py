@@ -22,7 +22,7 @@ from PIL import Image
 from ..detector import Prediction
 from ..explain import available_variants
 from ..service import ModelCatalog
-from .decks import DeckItem, read_image, resolve_image
+from .decks import DeckItem, item_image
 
 PREFERRED_VARIANT = "fast"
 
@@ -48,9 +48,8 @@ def _atomic_write(path: Path, write) -> None:
 class RevealCache:
     """Verdicts and heatmap overlays per (model, item, method); thread-safe, shared by all sessions."""
 
-    def __init__(self, catalog: ModelCatalog, data_root: Path | None, cache_dir: Path) -> None:
+    def __init__(self, catalog: ModelCatalog, cache_dir: Path) -> None:
         self.catalog = catalog
-        self.data_root = data_root
         self.root = Path(cache_dir) / "quiz"
         self._fingerprints: dict[str, str] = {}
         self._pending: dict[Path, Future] = {}
@@ -74,8 +73,9 @@ class RevealCache:
             return self._fingerprints.setdefault(model_key, digest.hexdigest()[:24])
 
     def _item_key(self, item: DeckItem) -> str:
-        ref = resolve_image(self.data_root, item.image)
-        stat = ref.path.stat()
+        if item.ref is None:
+            raise ValueError(f"The image of {item.id!r} is not available.")
+        stat = item.ref.path.stat()
         return hashlib.sha256(f"{item.image}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
 
     def _paths(self, model_key: str, item: DeckItem, method: str | None) -> tuple[Path, Path | None]:
@@ -92,7 +92,7 @@ class RevealCache:
         verdict_path, heatmap_path = self._paths(model_key, item, method)
         if all(path is None or path.is_file() for path in (verdict_path, heatmap_path)):
             return
-        image = read_image(self.data_root, item.image)
+        image = item_image(item)
         analysis = self.catalog.analyse(image, model_key, [method] if method else [], variant=PREFERRED_VARIANT)
         prediction = analysis.prediction
         verdict = {"probabilities": prediction.probabilities, "predicted_index": prediction.predicted_index,
