@@ -12,6 +12,7 @@ import torch
 from gauntlet.model_card import load_model_card
 from gauntlet.service import ModelCatalog, example_images
 from gauntlet.settings import Settings, get_settings
+from gauntlet.teaching.decks import starter_examples
 from gauntlet.teaching.quiz import Quiz
 from ui.classroom_tab import build_classroom_tab
 from ui.detector_tab import build_detector_tab
@@ -24,6 +25,11 @@ Upload an image: a detector gives its verdict, and explanation methods show **wh
 Then train your own eye in the quiz."""
 
 
+def detector_examples(settings: Settings) -> list[str]:
+    """The Detector tab's examples: those kept in the repository, then a few from the data folder when present."""
+    return [str(path) for path in starter_examples(settings.quiz_dir)] + example_images(settings.data_dir)
+
+
 def build_app(catalog: ModelCatalog, settings: Settings, quiz: Quiz | None = None) -> gr.Blocks:
     """The whole UI; every tab builder receives plain callables from the library (``quiz``: decks and rooms)."""
     quiz = quiz or Quiz.from_settings(catalog, settings)
@@ -33,7 +39,7 @@ def build_app(catalog: ModelCatalog, settings: Settings, quiz: Quiz | None = Non
         quiz_progress, room_progress = progress_state("gauntlet-quiz"), progress_state("gauntlet-classroom")
         with gr.Tab("Detector"):
             build_detector_tab(catalog.predict, catalog.analyse, catalog.choices(), catalog.default_key,
-                               example_images(settings.data_dir), settings.predict_concurrency)
+                               detector_examples(settings), settings.predict_concurrency)
         with gr.Tab("Spot the fake"):
             build_quiz_tab(demo, quiz, catalog.choices(), catalog.default_key, quiz_progress)
         with gr.Tab("Classroom"):
@@ -52,7 +58,7 @@ def launch(settings: Settings | None = None, **kwargs) -> gr.Blocks:
     catalog = ModelCatalog()
     catalog.warm_up()
     demo = build_app(catalog, settings)
-    allowed = example_images(settings.data_dir)  # only the examples: the data folder holds quiz answers
+    allowed = detector_examples(settings)  # only the examples: the data folder holds quiz answers
     demo.launch(server_name=settings.host, server_port=settings.port, max_file_size=int(settings.max_upload_mb * 1024 * 1024),
                 allowed_paths=allowed, theme=gr.themes.Soft(), footer_links=["api"], **kwargs)
     return demo

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SPACE_STORAGE = Path("/data")  # a Hugging Face Space's persistent storage, mounted there when enabled
 
 
 def _env_int(name: str, default: int) -> int:
@@ -33,6 +34,12 @@ def _env_bool(name: str, default: bool) -> bool:
 def _user_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
     return Path(base) / "gauntlet"
+
+
+def persistent_dir(space_storage: Path = SPACE_STORAGE) -> Path:
+    """Where files that must outlive a restart go: the Space's persistent storage when mounted, else the
+    user data folder (a Space's own disk is wiped on every restart)."""
+    return space_storage / "gauntlet" if space_storage.is_dir() else _user_data_dir()
 
 
 def _default_data_dir() -> Path | None:
@@ -71,12 +78,12 @@ def get_settings() -> Settings:
     models = os.environ.get("GAUNTLET_MODELS", "").strip()
     return Settings(
         host=os.environ.get("GAUNTLET_HOST") or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
-        port=_env_int("GAUNTLET_PORT", _env_int("GRADIO_SERVER_PORT", 7860)),
+        port=_env_int("GAUNTLET_PORT", _env_int("GRADIO_SERVER_PORT", _env_int("PORT", 7860))),
         data_dir=_default_data_dir(),
         checkpoints_dir=Path(os.environ.get("GAUNTLET_CHECKPOINTS_DIR", REPO_ROOT / "checkpoints")),
         quiz_dir=Path(os.environ.get("GAUNTLET_QUIZ_DIR", REPO_ROOT / "quiz_data")),
         cache_dir=Path(os.environ.get("GAUNTLET_CACHE_DIR", user_dir / "cache")),
-        classroom_db=Path(os.environ.get("GAUNTLET_CLASSROOM_DB", user_dir / "classroom.sqlite3")),
+        classroom_db=Path(os.environ.get("GAUNTLET_CLASSROOM_DB", persistent_dir(SPACE_STORAGE) / "classroom.sqlite3")),
         hub_offline=_env_bool("HF_HUB_OFFLINE", False),
         max_upload_mb=_env_float("GAUNTLET_MAX_UPLOAD_MB", 20.0),
         max_pixels=_env_int("GAUNTLET_MAX_PIXELS", 50_000_000),

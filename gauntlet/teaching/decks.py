@@ -388,14 +388,25 @@ def load_deck(path: Path, data_root: Path | None, hub: HubAccess | None = None) 
 
     Images are looked for in ``images/`` beside the deck file, then under ``data_root``, then
     in the deck's Hub dataset when it names one (``hub``: whether the Hub may be asked)."""
+    sources = ImageSources(path.parent / IMAGES_DIR, data_root, hub or HubAccess(False))
+    return parse_deck(read_deck_file(path), path.stem, sources)
+
+
+def read_deck_file(path: Path) -> object:
+    """A deck file's JSON, or a :class:`DeckError` saying why it cannot be read."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise DeckError(f"deck file {path.name!r} is not valid JSON (line {err.lineno}, column {err.colno}: "
                         f"{err.msg})") from None
     except OSError as err:
         raise DeckError(f"deck file {path.name!r} cannot be read ({err.strerror})") from None
-    return parse_deck(data, path.stem, ImageSources(path.parent / IMAGES_DIR, data_root, hub or HubAccess(False)))
+
+
+def write_deck_file(path: Path, data: dict) -> None:
+    """Write a deck file one key per line (``indent=2``), so that line-based merges of decks work."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def load_decks(folder: Path, data_root: Path | None, hub_offline: bool = False) -> list[Deck]:
@@ -460,6 +471,117 @@ def build_deck(folder: Path, data_root: Path, title: str, n: int = 20, seed: int
     parse_deck(deck, deck_id)
     return deck
 
+# Collections whose licence lets their images be copied into this repository (``vendor``), and their source.
+LICENSED_COLLECTIONS = {
+    "faces": "faces/: StyleGAN-style generated faces and real face photographs (300x300), from the collection "
+             "`faces_logvisionn_ood`",
+    "photos_mixed": "photos_mixed/: GAN and diffusion images and real photographs (animals, city, food, nature, "
+                    "people; centre-cropped, 384x384), from the collection `ml72_playground`",
+}
+VENDOR_JPEG_QUALITY = 85
+NOTICE = """Images in this folder are re-encoded copies (RGB, JPEG quality {quality}, no metadata) of images
+from these collections of the project's shared data (paths mirror the data folder:
+<collection>/<REAL|FAKE>/<file>; examples/ holds the Detector tab's examples, which are in no deck).
+The original file name of each image is in its collection's manifest.csv (column original_name).
+
+{sources}
+
+Licence of the source collections, as stated by their sources: MIT.
+
+Copyright (c) the authors of the source collections
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of this software and
+associated documentation files (the "Software"), to deal in the Software without restriction, including
+without limitation the rights to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is furnished to do so, subject to the
+following conditions: The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software. THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY
+KIND, EXPRESS OR IMPLIED.
+
+Written by: python -m gauntlet.decks vendor DECK_FILE ... --examples PATH ...
+"""
+
+
+def vendor_image(data_root: Path, relative: str, target_root: Path, quality: int = VENDOR_JPEG_QUALITY) -> Path:
+    """Copy one image of a licensed collection from the data folder to ``target_root/relative``, re-encoded as a
+    metadata-free RGB JPEG (so no camera, generator or location data travels with it)."""
+    parts = path_parts(relative)
+    if parts[0] not in LICENSED_COLLECTIONS:
+        raise DeckError(f"{relative!r}: only images of {', '.join(LICENSED_COLLECTIONS)} may be copied into the "
+                        f"repository (their licence allows it); keep the others in the data folder or on the Hub")
+    if PurePosixPath(relative).suffix.lower() not in {".jpg", ".jpeg"}:
+        raise DeckError(f"{relative!r}: only .jpg images can be copied (they are re-encoded as JPEG under the same name)")
+    pixels = np.asarray(read_image(data_root, relative).convert("RGB"))
+    target = target_root.joinpath(*parts)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(target, format="JPEG", quality=quality, optimize=True)
+    return target
+
+
+def vendor(deck_paths: list[Path], data_root: Path, examples: tuple[str, ...] = (),
+           quality: int = VENDOR_JPEG_QUALITY) -> list[Path]:
+    """Copy every image the decks use (and the detector ``examples``) into ``images/`` beside the deck files,
+    with a NOTICE naming source and licence: a fresh clone can then play these decks without the data folder."""
+    folders = {path.resolve().parent for path in deck_paths}
+    if len(folders) != 1:
+        raise DeckError("give deck files from one folder: their images go to images/ beside them")
+    images_dir = folders.pop() / IMAGES_DIR
+    used = [item["image"] for path in deck_paths for item in raw_items(_validated(path))]
+    if shared := sorted(set(used) & set(examples)):
+        raise DeckError(f"example {shared[0]!r} is in a deck: examples must be images the quiz does not ask about")
+    written = [vendor_image(data_root, image, images_dir, quality) for image in dict.fromkeys(used)]
+    written += [vendor_image(data_root, image, images_dir / EXAMPLES_DIR, quality) for image in examples]
+    sources = "\n".join(f"- {LICENSED_COLLECTIONS[name]}" for name in LICENSED_COLLECTIONS)
+    (images_dir / "NOTICE").write_text(NOTICE.format(quality=quality, sources=sources), encoding="utf-8")
+    return written
+
+
+def _validated(path: Path) -> dict:
+    """A deck file's JSON, refused unless it is a valid deck."""
+    data = read_deck_file(path)
+    parse_deck(data, path.stem)
+    return data
+
+
+def starter_examples(decks_dir: Path) -> list[Path]:
+    """The detector examples kept in the repository (``images/examples/`` beside the decks)."""
+    folder = decks_dir / IMAGES_DIR / EXAMPLES_DIR
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+
+
+def publish(path: Path, repo_id: str, data_root: Path | None, private: bool = False,
+            message: str = "Upload GAUNTLET deck images") -> str:
+    """Upload every image a deck uses to a Hub dataset, then write ``hub_repo``, the commit as ``hub_revision``
+    and each item's ``sha256`` into the deck file; returns the commit id."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    if not REPO_PATTERN.match(repo_id):
+        raise DeckError(f"--repo {repo_id!r} must look like owner/name")
+    data, deck = _validated(path), load_deck(path, data_root)
+    refs = {item.image: item.ref for item in deck.all_items()}
+    if None in refs.values():
+        raise DeckError(f"cannot publish deck {deck.id!r}: {deck.problem}")
+    api = HfApi(endpoint=hub_endpoint())
+    operations = [CommitOperationAdd(path_in_repo=image, path_or_fileobj=image_bytes(ref)) for image, ref in refs.items()]
+    try:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        commit = api.create_commit(repo_id, operations=operations, commit_message=message, repo_type="dataset")
+    except Exception as err:  # noqa: BLE001 - network, authentication, refusals: one clear error
+        raise DeckError(f"could not publish to the Hub dataset {repo_id} at {hub_endpoint()}: "
+                        f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
+    write_deck_file(path, pinned_to_hub(data, repo_id, commit.oid, {image: sha256_of(ref) for image, ref in refs.items()}))
+    return commit.oid
+
+
+def pinned_to_hub(data: dict, repo_id: str, revision: str, hashes: dict[str, str]) -> dict:
+    """The deck file's JSON naming its Hub dataset and revision (before the item lists) and every item's sha256."""
+    for item in raw_items(data):
+        item["sha256"] = hashes[item["image"]]
+    head = {key: value for key, value in data.items() if key not in ITEM_LISTS and key not in ("hub_repo", "hub_revision")}
+    lists = {key: value for key, value in data.items() if key in ITEM_LISTS}
+    return {**head, "hub_repo": repo_id, "hub_revision": revision, **lists}
+
+
 
 def placeholder_count(deck: Deck) -> int:
     """How many items still carry the builder's placeholder text."""
@@ -467,16 +589,13 @@ def placeholder_count(deck: Deck) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    data_root = Path(args.data_root) if args.data_root else get_settings().data_dir
-    if data_root is None:
-        raise DeckError("no data folder: pass --data-root or set GAUNTLET_DATA_DIR")
+    data_root = _data_root(args)
     out = Path(args.out)
     if out.exists() and not args.force:
         raise DeckError(f"{out} exists; pass --force to overwrite it")
     deck = build_deck(Path(args.folder), data_root, args.title, args.n, args.seed,
                       args.id or (out.stem if out.suffix == ".json" else None), args.description)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(deck, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_deck_file(out, deck)
     print(f"Wrote {out}: {len(deck['items'])} images. Now replace every '{PLACEHOLDER}' text with the "
           f"real source and a lesson.")
     return 0
@@ -492,8 +611,32 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if decks and all(d.available for d in decks) else 1
 
 
+def _data_root(args: argparse.Namespace) -> Path:
+    data_root = Path(args.data_root) if args.data_root else get_settings().data_dir
+    if data_root is None:
+        raise DeckError("no data folder: pass --data-root or set GAUNTLET_DATA_DIR")
+    return data_root
+
+
+def _cmd_vendor(args: argparse.Namespace) -> int:
+    written = vendor([Path(p) for p in args.decks], _data_root(args), tuple(args.examples), args.quality)
+    size = sum(path.stat().st_size for path in written)
+    print(f"Wrote {len(written)} images ({size / 1e6:.2f} MB) and a NOTICE into "
+          f"{Path(args.decks[0]).resolve().parent / IMAGES_DIR}.")
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    data_root = Path(args.data_root) if args.data_root else get_settings().data_dir
+    commit = publish(Path(args.deck), args.repo, data_root, args.private, args.message)
+    print(f"Published the images of {args.deck} to the Hub dataset {args.repo} at revision {commit}; "
+          f"the deck file now names them (hub_repo, hub_revision, sha256).")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``build`` a deck from a REAL/FAKE folder, or ``check`` every deck in a folder."""
+    """``build`` a deck from a REAL/FAKE folder, ``check`` every deck in a folder, ``vendor`` a deck's images into
+    the repository, or ``publish`` them to a Hub dataset."""
     parser = argparse.ArgumentParser(prog="python -m gauntlet.decks", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="sample a balanced deck from a folder with REAL/ and FAKE/")
@@ -509,9 +652,23 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check", help="validate every deck and report the unavailable ones")
     check.add_argument("folder", nargs="?", default=str(get_settings().quiz_dir))
     check.add_argument("--data-root")
+    vend = commands.add_parser("vendor", help="copy the decks' images (re-encoded, no metadata) into images/ "
+                                              "beside them, with a NOTICE; only MIT-licensed collections")
+    vend.add_argument("decks", nargs="+", metavar="DECK_FILE")
+    vend.add_argument("--examples", nargs="*", default=[], metavar="PATH",
+                      help="detector examples (paths under the data root, in no deck) for images/examples/")
+    vend.add_argument("--quality", type=int, default=VENDOR_JPEG_QUALITY, help="JPEG quality")
+    vend.add_argument("--data-root")
+    pub = commands.add_parser("publish", help="upload a deck's images to a Hub dataset and pin it in the deck file")
+    pub.add_argument("deck", metavar="DECK_FILE")
+    pub.add_argument("--repo", required=True, help="Hub dataset, OWNER/NAME (created if needed)")
+    pub.add_argument("--private", action="store_true", help="create the dataset as private")
+    pub.add_argument("--message", default="Upload GAUNTLET deck images", help="commit message")
+    pub.add_argument("--data-root")
     args = parser.parse_args(argv)
+    commands = {"build": _cmd_build, "check": _cmd_check, "vendor": _cmd_vendor, "publish": _cmd_publish}
     try:
-        return _cmd_build(args) if args.command == "build" else _cmd_check(args)
+        return commands[args.command](args)
     except DeckError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
