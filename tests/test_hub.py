@@ -1,13 +1,17 @@
 """The Hub path for real, against a loopback stand-in server (HF_ENDPOINT)."""
 from __future__ import annotations
 
+import json
 import logging
+import shutil
+from dataclasses import asdict
 
 import pytest
 
 from conftest import make_checkpoint
 from gauntlet.checkpoint import CheckpointError, load_checkpoint, load_preferring_hub, read_config, save_checkpoint
 from gauntlet.service import ModelCatalog
+from gauntlet.settings import REPO_ROOT
 from hub_server import FakeHub
 
 REPO = "gauntlet-test/baseline"
@@ -90,3 +94,35 @@ def test_push_to_hub_then_load_the_pinned_revision(hub, tmp_path, monkeypatch, c
     assert loaded.config.display_name == "Published"
     original = load_checkpoint(str(folder)).model.state_dict()
     assert all((loaded.model.state_dict()[k] == v).all() for k, v in original.items())
+
+
+def test_push_all_pins_bundled_configs_then_loads_from_the_hub_or_falls_back(hub, tmp_path, capsys, monkeypatch):
+    """On copies of the bundled checkpoints: the repository's own configs are never rewritten."""
+    from gauntlet.checkpoint import bundled_names
+    from training import push_to_hub
+
+    bundled = tmp_path / "checkpoints"
+    names = [name for name in bundled_names(REPO_ROOT / "checkpoints") if name.startswith("baseline-")]
+    for name in names:
+        shutil.copytree(REPO_ROOT / "checkpoints" / name, bundled / name)
+    push_to_hub.main(push_to_hub.get_args_parser().parse_args(["--all", "--owner", "me",
+                                                               "--checkpoints-dir", str(bundled)]))
+    assert capsys.readouterr().out.count("Published baseline-") == len(names) == 3
+    for name in names:
+        config = read_config(bundled / name)
+        original = json.loads((REPO_ROOT / "checkpoints" / name / "config.json").read_text())
+        assert config.hub_repo == f"me/gauntlet-{name}" and len(config.hub_revision) == 40
+        assert {**original, "hub_repo": config.hub_repo, "hub_revision": config.hub_revision} == asdict(config)
+        assert load_preferring_hub(name, bundled).source == f"hf://me/gauntlet-{name}@{config.hub_revision}"
+    hub.stop()
+    pinned = f"hf://me/gauntlet-{names[0]}@{read_config(bundled / names[0]).hub_revision}"
+    assert load_preferring_hub(names[0], bundled).source == pinned, "Hub down: the cached Hub copy"
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    assert load_preferring_hub(names[0], bundled).source == names[0], "Hub down, nothing cached: the bundled copy"
+
+
+def test_push_all_without_an_owner_is_refused():
+    from training import push_to_hub
+
+    with pytest.raises(SystemExit, match="--all needs --owner"):
+        push_to_hub.main(push_to_hub.get_args_parser().parse_args(["--all"]))
