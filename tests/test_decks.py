@@ -40,6 +40,9 @@ def test_valid_deck_loads_with_files_and_zip_members(data_root, tmp_path):
     (lambda d: d["items"][0].update(image="../secret.png"), "may not contain '..'"),
     (lambda d: d["items"][0].update(image="/etc/passwd"), "must be relative"),
     (lambda d: d["items"][0].update(image="set\\REAL\\img_0.png"), "must be relative"),
+    (lambda d: d["items"][0].update(sha256="abc123"), "sha256 must be 64 lowercase hexadecimal digits"),
+    (lambda d: d.update(hub_repo="me/deck"), "'hub_repo' (owner/name) and 'hub_revision' go together"),
+    (lambda d: d.update(hub_repo="no-owner", hub_revision="v1"), "hub_repo 'no-owner' must look like owner/name"),
 ])
 def test_bad_manifest_gives_a_clear_error(change, message):
     deck = copy.deepcopy(demo_deck())

@@ -502,17 +502,20 @@ Written by: python -m gauntlet.decks vendor DECK_FILE ... --examples PATH ...
 """
 
 
-def vendor_image(data_root: Path, relative: str, target_root: Path, quality: int = VENDOR_JPEG_QUALITY) -> Path:
-    """Copy one image of a licensed collection from the data folder to ``target_root/relative``, re-encoded as a
-    metadata-free RGB JPEG (so no camera, generator or location data travels with it)."""
-    parts = path_parts(relative)
-    if parts[0] not in LICENSED_COLLECTIONS:
+def check_vendorable(relative: str) -> None:
+    """Refuse an image that may not be copied into the repository (licence) or not under the same name (JPEG)."""
+    if path_parts(relative)[0] not in LICENSED_COLLECTIONS:
         raise DeckError(f"{relative!r}: only images of {', '.join(LICENSED_COLLECTIONS)} may be copied into the "
                         f"repository (their licence allows it); keep the others in the data folder or on the Hub")
     if PurePosixPath(relative).suffix.lower() not in {".jpg", ".jpeg"}:
         raise DeckError(f"{relative!r}: only .jpg images can be copied (they are re-encoded as JPEG under the same name)")
+
+
+def vendor_image(data_root: Path, relative: str, target_root: Path, quality: int = VENDOR_JPEG_QUALITY) -> Path:
+    """Copy one image from the data folder to ``target_root/relative``, re-encoded as a metadata-free RGB JPEG
+    (so no camera, generator or location data travels with it)."""
     pixels = np.asarray(read_image(data_root, relative).convert("RGB"))
-    target = target_root.joinpath(*parts)
+    target = target_root.joinpath(*path_parts(relative))
     target.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pixels).save(target, format="JPEG", quality=quality, optimize=True)
     return target
@@ -529,6 +532,8 @@ def vendor(deck_paths: list[Path], data_root: Path, examples: tuple[str, ...] = 
     used = [item["image"] for path in deck_paths for item in raw_items(_validated(path))]
     if shared := sorted(set(used) & set(examples)):
         raise DeckError(f"example {shared[0]!r} is in a deck: examples must be images the quiz does not ask about")
+    for image in [*used, *examples]:
+        check_vendorable(image)
     written = [vendor_image(data_root, image, images_dir, quality) for image in dict.fromkeys(used)]
     written += [vendor_image(data_root, image, images_dir / EXAMPLES_DIR, quality) for image in examples]
     sources = "\n".join(f"- {LICENSED_COLLECTIONS[name]}" for name in LICENSED_COLLECTIONS)
