@@ -74,7 +74,7 @@ class Settings:
 
 def get_settings() -> Settings:
     """Read the settings from the environment (cheap; call it where needed)."""
-    user_dir = _user_data_dir()
+    kept = persistent_dir(SPACE_STORAGE)
     models = os.environ.get("GAUNTLET_MODELS", "").strip()
     return Settings(
         host=os.environ.get("GAUNTLET_HOST") or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
@@ -82,8 +82,8 @@ def get_settings() -> Settings:
         data_dir=_default_data_dir(),
         checkpoints_dir=Path(os.environ.get("GAUNTLET_CHECKPOINTS_DIR", REPO_ROOT / "checkpoints")),
         quiz_dir=Path(os.environ.get("GAUNTLET_QUIZ_DIR", REPO_ROOT / "quiz_data")),
-        cache_dir=Path(os.environ.get("GAUNTLET_CACHE_DIR", user_dir / "cache")),
-        classroom_db=Path(os.environ.get("GAUNTLET_CLASSROOM_DB", persistent_dir(SPACE_STORAGE) / "classroom.sqlite3")),
+        cache_dir=Path(os.environ.get("GAUNTLET_CACHE_DIR", kept / "cache")),
+        classroom_db=Path(os.environ.get("GAUNTLET_CLASSROOM_DB", kept / "classroom.sqlite3")),
         hub_offline=_env_bool("HF_HUB_OFFLINE", False),
         max_upload_mb=_env_float("GAUNTLET_MAX_UPLOAD_MB", 20.0),
         max_pixels=_env_int("GAUNTLET_MAX_PIXELS", 50_000_000),
