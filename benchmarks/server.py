@@ -59,7 +59,9 @@ def _proc_rss(pid: int) -> int:
 class AppServer:
     """``with AppServer(env) as server:`` starts the app, waits until it answers, stops it on exit."""
 
-    def __init__(self, env: dict[str, str] | None = None, startup_timeout: float = 180.0) -> None:
+    def __init__(self, env: dict[str, str] | None = None, startup_timeout: float = 180.0,
+                 repo: Path = REPO_ROOT) -> None:
+        self.repo = repo  # the checkout whose app.py runs (a fresh clone in the newcomer test)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.env = {**os.environ, **(env or {}), "GAUNTLET_HOST": "127.0.0.1", "GAUNTLET_PORT": str(self.port),
@@ -69,7 +71,7 @@ class AppServer:
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> "AppServer":
-        self.process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO_ROOT, env=self.env,
+        self.process = subprocess.Popen([sys.executable, "app.py"], cwd=self.repo, env=self.env,
                                         stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + self.startup_timeout
         while not self._answers():
