@@ -10,6 +10,8 @@ from PIL import Image
 from app_process import running_app
 from conftest import make_checkpoint
 from gauntlet.service import ModelCatalog
+from gauntlet.settings import REPO_ROOT
+from gauntlet.teaching.decks import starter_examples
 from ui.detector_tab import make_analyse_handler
 
 
@@ -94,6 +96,9 @@ def test_only_example_images_are_served_from_the_data_folder(checkpoints, tmp_pa
         assert status(data / "rvaa" / "REAL" / "real_0.png") == 200, "an example (val split) is served"
         assert status(data / "rvaa" / "manifest.csv") == 403, "the manifest (all answers) is not"
         assert status(data / "rvaa" / "FAKE" / "fake_1.png") == 403, "test-split images are not"
+        starter = REPO_ROOT / "quiz_data" / "images"
+        assert status(starter_examples(REPO_ROOT / "quiz_data")[0]) == 200, "a starter example is served"
+        assert status(starter / "faces" / "FAKE" / "fake_0020.jpg") == 403, "a deck image (its path says FAKE) is not"
 
 
 def test_verdict_endpoint_answers_without_explanations(checkpoints, photo, tmp_path):

@@ -19,6 +19,7 @@ from PIL import Image
 
 from benchmarks.server import CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, AppServer, wait_for_status
 from conftest import make_checkpoint
+from gauntlet.teaching.decks import raw_items
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SHOTS = REPO_ROOT / "screenshots"
@@ -37,7 +38,7 @@ def jpeg(seed: int, size: tuple[int, int] = (160, 120)) -> bytes:
 
 def fill_data_root(root: Path, decks_dir: Path = REPO_ROOT / "quiz_data") -> None:
     """Write a noise image at every image path the decks name (``x.zip/a/b.jpg`` goes into ``x.zip``)."""
-    paths = sorted({item["image"] for deck in decks_dir.glob("*.json") for item in json.loads(deck.read_text())["items"]})
+    paths = sorted({item["image"] for deck in decks_dir.glob("*.json") for item in raw_items(json.loads(deck.read_text()))})
     archives: dict[Path, list[str]] = {}
     for seed, path in enumerate(paths):
         archive, _, member = path.partition(".zip/")

@@ -7,9 +7,14 @@ import json
 import pytest
 from PIL import Image
 
+from conftest import make_checkpoint
+from gauntlet.service import ModelCatalog
 from gauntlet.settings import REPO_ROOT
+from gauntlet.teaching.classroom import ClassroomStore
 from gauntlet.teaching.decks import (EXAMPLES_DIR, IMAGES_DIR, LICENSED_COLLECTIONS, load_decks, main, raw_items,
                                      starter_examples)
+from gauntlet.teaching.quiz import Quiz
+from gauntlet.teaching.reveal_cache import RevealCache
 from quiz_helpers import demo_deck, make_data_root, write_deck
 
 DECKS = REPO_ROOT / "quiz_data"
@@ -106,3 +111,18 @@ def test_vendor_wants_deck_files_from_one_folder(licensed_data, tmp_path, capsys
     other = write_deck(tmp_path / "elsewhere", json.loads(deck_file.read_text()))
     assert main(["vendor", str(deck_file), str(other), "--data-root", str(root)]) == 2
     assert "from one folder" in capsys.readouterr().err
+
+
+def test_a_classroom_plays_a_starter_deck_without_the_data_folder(tmp_path):
+    """A teacher opens a room on Faces and a student plays it through, from the repository's images only."""
+    make_checkpoint(tmp_path / "checkpoints" / "tiny", "baseline_cnn")
+    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path / "checkpoints")
+    quiz = Quiz(catalog, load_decks(DECKS, None, hub_offline=True), RevealCache(catalog, tmp_path / "cache"),
+                ClassroomStore(tmp_path / "classroom.sqlite3"))
+    code, key = quiz.create_room("faces", "tiny")
+    progress = quiz.join(code, "Ada")
+    for _ in quiz.deck("faces").items:
+        assert quiz.show(progress).image.size[0] > 0
+        progress, _ = quiz.guess(progress, "REAL")
+    assert quiz.leaderboard(code) == [("Ada", 10, 20)]
+    assert len(quiz.teacher_report(code, key)[1]) == 20

@@ -608,7 +608,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     data_root = Path(args.data_root) if args.data_root else get_settings().data_dir
-    decks = load_decks(Path(args.folder), data_root)
+    decks = load_decks(Path(args.folder), data_root, get_settings().hub_offline)
     for deck in decks:
         state = f"UNAVAILABLE: {deck.problem}" if deck.problem else f"ok, {len(deck.items)} images"
         todo = placeholder_count(deck)
