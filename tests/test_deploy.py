@@ -56,7 +56,8 @@ def front_matter() -> dict:
 def test_the_front_matter_lists_every_hub_model_and_dataset_the_space_uses():
     meta = front_matter()
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py"
-    models = {read_config(REPO_ROOT / "checkpoints" / name).hub_repo for name in bundled_names(REPO_ROOT / "checkpoints")}
+    bundled = REPO_ROOT / "checkpoints"
+    models = {read_config(bundled / name).hub_repo for name in bundled_names(bundled)}
     datasets = {json.loads(path.read_text()).get("hub_repo") for path in (REPO_ROOT / "quiz_data").glob("*.json")}
     assert isinstance(meta["models"], list) and isinstance(meta["datasets"], list)
     assert models - {""} <= set(meta["models"]), "publish a model, then list it under models:"

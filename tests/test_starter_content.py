@@ -92,7 +92,8 @@ def test_vendor_copies_a_deck_so_it_plays_without_the_data_folder(licensed_data,
     assert "Wrote 7 images" in capsys.readouterr().out
     copy = deck_file.parent / IMAGES_DIR / "faces" / "FAKE" / "fake_0.jpg"
     assert b"SecretGenerator" not in copy.read_bytes()
-    assert starter_examples(deck_file.parent) == [deck_file.parent / IMAGES_DIR / EXAMPLES_DIR / "faces/REAL/real_9.jpg"]
+    examples = deck_file.parent / IMAGES_DIR / EXAMPLES_DIR
+    assert starter_examples(deck_file.parent) == [examples / "faces" / "REAL" / "real_9.jpg"]
     assert "MIT" in (deck_file.parent / IMAGES_DIR / "NOTICE").read_text()
     (deck, ) = load_decks(deck_file.parent, None)
     assert deck.available and deck.items[0].ref.path == copy.resolve()
@@ -126,3 +127,12 @@ def test_a_classroom_plays_a_starter_deck_without_the_data_folder(tmp_path):
         progress, _ = quiz.guess(progress, "REAL")
     assert quiz.leaderboard(code) == [("Ada", 10, 20)]
     assert len(quiz.teacher_report(code, key)[1]) == 20
+
+
+def test_vendor_refuses_a_deck_pinned_by_hashes(licensed_data, capsys):
+    root, deck_file = licensed_data
+    data = json.loads(deck_file.read_text())
+    data["items"][0]["sha256"] = "0" * 64
+    deck_file.write_text(json.dumps(data))
+    assert main(["vendor", str(deck_file), "--data-root", str(root)]) == 2
+    assert "pinned by its sha256" in capsys.readouterr().err

@@ -508,7 +508,7 @@ def check_vendorable(relative: str) -> None:
         raise DeckError(f"{relative!r}: only images of {', '.join(LICENSED_COLLECTIONS)} may be copied into the "
                         f"repository (their licence allows it); keep the others in the data folder or on the Hub")
     if PurePosixPath(relative).suffix.lower() not in {".jpg", ".jpeg"}:
-        raise DeckError(f"{relative!r}: only .jpg images can be copied (they are re-encoded as JPEG under the same name)")
+        raise DeckError(f"{relative!r}: only .jpg images can be copied (re-encoded as JPEG under the same name)")
 
 
 def vendor_image(data_root: Path, relative: str, target_root: Path, quality: int = VENDOR_JPEG_QUALITY) -> Path:
@@ -529,7 +529,11 @@ def vendor(deck_paths: list[Path], data_root: Path, examples: tuple[str, ...] = 
     if len(folders) != 1:
         raise DeckError("give deck files from one folder: their images go to images/ beside them")
     images_dir = folders.pop() / IMAGES_DIR
-    used = [item["image"] for path in deck_paths for item in raw_items(_validated(path))]
+    items = [item for path in deck_paths for item in raw_items(_validated(path))]
+    if pinned := [item["id"] for item in items if item.get("sha256")]:
+        raise DeckError(f"item {pinned[0]!r} is pinned by its sha256 (a published deck): re-encoded copies would not "
+                        f"match it; remove hub_repo, hub_revision and the sha256 values first")
+    used = [item["image"] for item in items]
     if shared := sorted(set(used) & set(examples)):
         raise DeckError(f"example {shared[0]!r} is in a deck: examples must be images the quiz does not ask about")
     for image in [*used, *examples]:
@@ -567,14 +571,16 @@ def publish(path: Path, repo_id: str, data_root: Path | None, private: bool = Fa
     if None in refs.values():
         raise DeckError(f"cannot publish deck {deck.id!r}: {deck.problem}")
     api = HfApi(endpoint=hub_endpoint())
-    operations = [CommitOperationAdd(path_in_repo=image, path_or_fileobj=image_bytes(ref)) for image, ref in refs.items()]
+    operations = [CommitOperationAdd(path_in_repo=image, path_or_fileobj=image_bytes(ref))
+                  for image, ref in refs.items()]
     try:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         commit = api.create_commit(repo_id, operations=operations, commit_message=message, repo_type="dataset")
     except Exception as err:  # noqa: BLE001 - network, authentication, refusals: one clear error
         raise DeckError(f"could not publish to the Hub dataset {repo_id} at {hub_endpoint()}: "
                         f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
-    write_deck_file(path, pinned_to_hub(data, repo_id, commit.oid, {image: sha256_of(ref) for image, ref in refs.items()}))
+    hashes = {image: sha256_of(ref) for image, ref in refs.items()}
+    write_deck_file(path, pinned_to_hub(data, repo_id, commit.oid, hashes))
     return commit.oid
 
 
@@ -582,10 +588,9 @@ def pinned_to_hub(data: dict, repo_id: str, revision: str, hashes: dict[str, str
     """The deck file's JSON naming its Hub dataset and revision (before the item lists) and every item's sha256."""
     for item in raw_items(data):
         item["sha256"] = hashes[item["image"]]
-    head = {key: value for key, value in data.items() if key not in ITEM_LISTS and key not in ("hub_repo", "hub_revision")}
+    head = {key: value for key, value in data.items() if key not in (*ITEM_LISTS, "hub_repo", "hub_revision")}
     lists = {key: value for key, value in data.items() if key in ITEM_LISTS}
     return {**head, "hub_repo": repo_id, "hub_revision": revision, **lists}
-
 
 
 def placeholder_count(deck: Deck) -> int:
