@@ -24,12 +24,12 @@ if not CHROMIUM.exists():
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory):
-    """The committed HEAD, cloned where no ``shared/data`` is beside it."""
+    """The committed HEAD (also a detached one, as CI checks out), cloned where no ``shared/data`` is beside it."""
     target = tmp_path_factory.mktemp("newcomer") / "gauntlet"
-    head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], check=True, capture_output=True,
-                          text=True).stdout.strip()
-    subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(REPO_ROOT), str(target)], check=True)
-    subprocess.run(["git", "-C", str(target), "checkout", "--quiet", head], check=True)
+    for command in (["clone", "--quiet", "--no-checkout", str(REPO_ROOT), str(target)],
+                    ["-C", str(target), "fetch", "--quiet", str(REPO_ROOT), "HEAD"],
+                    ["-C", str(target), "checkout", "--quiet", "FETCH_HEAD"]):
+        subprocess.run(["git", *command], check=True)
     assert not (target.parent / "shared" / "data").exists()
     return target
 
