@@ -43,6 +43,7 @@ def test_valid_deck_loads_with_files_and_zip_members(data_root, tmp_path):
     (lambda d: d["items"][0].update(sha256="abc123"), "sha256 must be 64 lowercase hexadecimal digits"),
     (lambda d: d.update(hub_repo="me/deck"), "'hub_repo' (owner/name) and 'hub_revision' go together"),
     (lambda d: d.update(hub_repo="no-owner", hub_revision="v1"), "hub_repo 'no-owner' must look like owner/name"),
+    (lambda d: d.update(hub_repo="me/deck", hub_revision="v1"), "item 'demo-01' has no sha256"),
 ])
 def test_bad_manifest_gives_a_clear_error(change, message):
     deck = copy.deepcopy(demo_deck())

@@ -350,6 +350,9 @@ def parse_deck(data: object, name: str, sources: ImageSources | None = None) -> 
     if not isinstance(items, list) or not items:
         raise DeckError(f"deck {deck_id!r}: 'items' must be a non-empty list")
     hub_repo, hub_revision = _hub_source(data, deck_id)
+    if hub_repo and (unpinned := [item.get("id") for item in raw_items(data) if not item.get("sha256")]):
+        raise DeckError(f"deck {deck_id!r}: item {unpinned[0]!r} has no sha256, which every image fetched from the "
+                        f"Hub needs (python -m gauntlet.decks publish writes them)")
     hub = HubImages(hub_repo, hub_revision, sources.hub) if sources and hub_repo else None
     roots = (sources.repo_images, sources.data_root) if sources else ()
     locate = (lambda image: locate_image(image, roots, hub)) if sources else None
