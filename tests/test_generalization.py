@@ -172,3 +172,11 @@ def test_trained_collections_read_structured_fields_then_prose_then_metrics():
     structured.datasets = {"generators": 0.5, "cifake": 0.5}
     assert trained_collections(structured) == {"generators", "cifake"}
     assert never_trained_on(structured, {"faces"}) and not never_trained_on(structured, {"real_photos", "cifake"})
+
+
+def test_evaluation_applies_the_transform(data_dir, checkpoints_dir):
+    detector = Detector(load_checkpoint(str(checkpoints_dir / "tiny-rvaa")))
+    items = data.list_folder(data_dir / "faces")
+    _, plain, _ = evaluate.predict_items(detector, items)
+    _, cropped, _ = evaluate.predict_items(detector, items, transform=resharing_transforms()["centre_crop_70"])
+    assert len(cropped) == len(items) and not np.allclose(plain, cropped)
