@@ -12,9 +12,9 @@ from gauntlet.checkpoint import load_checkpoint, read_config, write_config
 from gauntlet.detector import Detector, Prediction
 from gauntlet.present import verdict_sentence, verdict_short
 from gauntlet.teaching.classroom import ItemStat, Room
-from gauntlet.teaching.decks import DeckItem
-from gauntlet.teaching.quiz import ItemReport, Outcome
-from gauntlet.teaching.quiz_present import reveal_markdown, teacher_markdown
+from gauntlet.teaching.decks import Deck, DeckItem
+from gauntlet.teaching.quiz import ItemReport, Outcome, Progress, score
+from gauntlet.teaching.quiz_present import reveal_markdown, summary_markdown, teacher_markdown
 
 
 def test_the_band_decides_which_verdicts_are_sure():
@@ -114,3 +114,14 @@ def test_quiz_reveal_and_teacher_view_say_not_sure():
     reports = [ItemReport(item, ItemStat("x-01", 4, 1), _prediction("REAL", False))]
     assert "| x-01 | FAKE | 4 | 25% | not sure (leans REAL, 62%) | no verdict (lean wrong) |" in \
         teacher_markdown(room, reports)
+
+
+def test_quiz_summary_counts_the_models_unsure_answers():
+    deck = Deck("d", "Deck", "", tuple(DeckItem(f"d-{i}", f"x/{i}.jpg", truth, "src", "lesson")
+                                       for i, truth in enumerate(["FAKE", "REAL", "FAKE"])))
+    progress = Progress("d", "tiny", [["d-0", "FAKE"], ["d-1", "FAKE"], ["d-2", "REAL"]])
+    verdicts = {"d-0": _prediction("FAKE", False), "d-1": _prediction("REAL", True), "d-2": _prediction("REAL", False)}
+    summary = score(deck, progress, verdicts)
+    assert (summary.model_right, summary.model_not_sure) == (2, 2)
+    assert "**not sure** on 2 of these images" in summary_markdown(summary)
+    assert "not sure" not in summary_markdown(score(deck, progress, {k: _prediction("FAKE", True) for k in verdicts}))

@@ -63,6 +63,9 @@ def summary_markdown(summary: Summary) -> str:
     verdict = "You beat the model!" if you > model else "A tie with the model." if you == model else \
         "The model did better this time: the heatmaps show what it picks up on."
     lines = [f"### You: {you} / {summary.total} right · the model: {model} / {summary.total}", verdict]
+    if summary.model_not_sure:
+        lines.append(f"The model was **not sure** on {summary.model_not_sure} of these images: there its score "
+                     "counts by the side it leaned towards.")
     if summary.missed:
         lines.append(f"Below: the {len(summary.missed)} image(s) that fooled you, with what to look for.")
     return "\n\n".join(lines)
