@@ -59,9 +59,15 @@ class Calibration:
         """True when this changes anything (a temperature other than 1 or a non-empty band)."""
         return self != Calibration()
 
-    def softmax(self, logits: torch.Tensor) -> torch.Tensor:
-        """Probabilities of ``softmax(logits / temperature)`` along the last dimension."""
-        return torch.softmax(logits / self.temperature, dim=-1)
+    def rescale(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """Probabilities at the calibrated temperature: ``softmax(log(p) / T)`` along the last dimension.
+
+        For the network's own softmax this is exactly ``softmax(logits / T)``; for a verdict averaged with the
+        mirror image it scales the averaged probability's logit, as ``training.calibrate`` fits ``T``.
+        """
+        if self.temperature == 1.0:
+            return probabilities
+        return torch.softmax(torch.log(probabilities.clamp_min(1e-12)) / self.temperature, dim=-1)
 
     def is_sure(self, fake_probability: float | np.ndarray) -> bool | np.ndarray:
         """True where a (calibrated) FAKE probability lies outside the "not sure" band (works on arrays too)."""

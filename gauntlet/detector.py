@@ -102,12 +102,12 @@ class Detector:
 
     @torch.no_grad()
     def verdict_probabilities(self, batch: torch.Tensor) -> torch.Tensor:
-        """Probabilities behind a verdict: the network's, at the checkpoint's calibrated temperature, averaged
-        with those of the left-right mirror image when its ``test_time_flip`` says so (chosen on validation data)."""
-        probs = self.calibration.softmax(self.model(batch))
+        """Probabilities behind a verdict: the network's, averaged with those of the left-right mirror image when
+        the checkpoint's ``test_time_flip`` says so (chosen on validation data), at its calibrated temperature."""
+        probs = self.probabilities(batch)
         if self.config.test_time_flip:
-            probs = (probs + self.calibration.softmax(self.model(batch.flip(3)))) / 2
-        return probs
+            probs = (probs + self.probabilities(batch.flip(3))) / 2
+        return self.calibration.rescale(probs)
 
     def predict(self, image: Image.Image) -> Prediction:
         """Classify one RGB image: calibrated probabilities, the argmax class, and whether the verdict is sure."""

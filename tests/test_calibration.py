@@ -33,9 +33,15 @@ def test_no_calibration_is_temperature_one_and_always_sure():
 
 def test_temperature_divides_the_logits():
     logits = torch.tensor([[2.0, -1.0], [0.0, 3.0]])
-    calibrated = Calibration(temperature=3.0).softmax(logits)
+    calibrated = Calibration(temperature=3.0).rescale(torch.softmax(logits, dim=1))
     assert torch.allclose(calibrated, torch.softmax(logits / 3.0, dim=1))
     assert calibrated[0, 0] < torch.softmax(logits, dim=1)[0, 0]  # a higher temperature is less extreme
+
+
+def test_temperature_of_a_mirror_averaged_verdict_scales_its_logit():
+    averaged = torch.tensor([[0.2, 0.8]])  # the mean of two passes' probabilities
+    fake = Calibration(temperature=2.0).rescale(averaged)[0, 1]
+    assert float(fake) == pytest.approx(1 / (1 + np.exp(-np.log(0.8 / 0.2) / 2.0)))
 
 
 @pytest.mark.parametrize("bad", [{"temperature": 0}, {"temperature": "hot"}, {"not_sure": [0.6, 0.9]},
