@@ -19,11 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from .checkpoint import CheckpointError
+
 NOT_SURE = "NOT SURE"  # the verdict label of a prediction inside the band
 
 
-class CalibrationError(ValueError):
-    """A checkpoint's ``calibration`` object cannot be used; the message says why."""
+class CalibrationError(CheckpointError):
+    """A checkpoint's ``calibration`` object cannot be used; the message says why (shown as a checkpoint error)."""
 
 
 @dataclass(frozen=True)

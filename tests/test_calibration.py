@@ -131,3 +131,12 @@ def test_quiz_summary_counts_the_models_unsure_answers():
     assert (summary.model_right, summary.model_not_sure) == (2, 2)
     assert "**not sure** on 2 of these images" in summary_markdown(summary)
     assert "not sure" not in summary_markdown(score(deck, progress, {k: _prediction("FAKE", True) for k in verdicts}))
+
+
+def test_the_app_verdict_says_not_sure(calibrated_folder, rgb_image):
+    from gauntlet.service import ModelCatalog
+    from ui.detector_tab import make_predict_handler
+
+    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=calibrated_folder.parent, unseen={})
+    _, probabilities, summary = make_predict_handler(catalog.predict)(rgb_image, "cal")
+    assert "**not sure**" in summary and sum(probabilities.values()) == pytest.approx(1.0)

@@ -180,3 +180,9 @@ def test_evaluation_applies_the_transform(data_dir, checkpoints_dir):
     _, plain, _ = evaluate.predict_items(detector, items)
     _, cropped, _ = evaluate.predict_items(detector, items, transform=resharing_transforms()["centre_crop_70"])
     assert len(cropped) == len(items) and not np.allclose(plain, cropped)
+
+
+def test_update_docs_only_renders_the_stored_results(tmp_path):
+    args = generalization.get_args_parser().parse_args(["--json", str(tmp_path / "x.json"), "--update-docs"])
+    with pytest.raises(SystemExit, match="pass that as --json"):
+        generalization.main(args)
