@@ -61,6 +61,7 @@ class CheckpointConfig:
     command: str = ""
     lineage: list[str] = field(default_factory=list)  # commands behind the ``--init`` weights, oldest first
     test_time_flip: bool = False  # verdicts average the image and its mirror (chosen on validation: training.flip)
+    calibration: dict[str, Any] = field(default_factory=dict)  # temperature and "not sure" band: gauntlet.calibration
     hub_repo: str = ""
     hub_revision: str = ""
 

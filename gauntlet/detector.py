@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .calibration import NOT_SURE, Calibration
 from .checkpoint import Checkpoint, load_checkpoint
 
 FAKE_INDEX = 1
@@ -26,15 +27,26 @@ def pad_to_square(image: Image.Image, fill: tuple[int, int, int] = (0, 0, 0)) ->
 
 @dataclass
 class Prediction:
-    """A verdict: probability per label, and the predicted class."""
+    """A verdict: probability per label (calibrated), the predicted class (the argmax) and whether it is sure.
+
+    ``predicted_index``/``predicted_label`` are always the more probable class (what explanations explain);
+    ``sure`` is False when the FAKE probability lies in the checkpoint's "not sure" band
+    (:mod:`gauntlet.calibration`), and ``verdict_label`` is then ``NOT SURE``.
+    """
 
     probabilities: dict[str, float]
     predicted_index: int
     predicted_label: str
+    sure: bool = True
 
     @property
     def fake_probability(self) -> float:
         return list(self.probabilities.values())[FAKE_INDEX]
+
+    @property
+    def verdict_label(self) -> str:
+        """The three-way verdict: the predicted label when sure, else ``NOT SURE``."""
+        return self.predicted_label if self.sure else NOT_SURE
 
 
 class Detector:
@@ -49,6 +61,7 @@ class Detector:
         self.model = checkpoint.model.eval()
         self.config = checkpoint.config
         self.labels = list(self.config.labels)
+        self.calibration = Calibration.from_config(self.config.calibration)
         self._mean = torch.tensor(self.config.mean).view(1, 3, 1, 1)
         self._std = torch.tensor(self.config.std).view(1, 3, 1, 1)
 
@@ -89,15 +102,16 @@ class Detector:
 
     @torch.no_grad()
     def verdict_probabilities(self, batch: torch.Tensor) -> torch.Tensor:
-        """Probabilities behind a verdict: the network's, averaged with those of the left-right mirror
-        image when the checkpoint's ``test_time_flip`` says so (it was chosen on validation data)."""
+        """Probabilities behind a verdict: the network's, averaged with those of the left-right mirror image when
+        the checkpoint's ``test_time_flip`` says so (chosen on validation data), at its calibrated temperature."""
         probs = self.probabilities(batch)
         if self.config.test_time_flip:
             probs = (probs + self.probabilities(batch.flip(3))) / 2
-        return probs
+        return self.calibration.rescale(probs)
 
     def predict(self, image: Image.Image) -> Prediction:
-        """Classify one RGB image."""
+        """Classify one RGB image: calibrated probabilities, the argmax class, and whether the verdict is sure."""
         probs = self.verdict_probabilities(self.preprocess(image))[0].tolist()
         index = int(np.argmax(probs))
-        return Prediction({label: float(p) for label, p in zip(self.labels, probs)}, index, self.labels[index])
+        return Prediction({label: float(p) for label, p in zip(self.labels, probs)}, index, self.labels[index],
+                          self.calibration.is_sure(probs[FAKE_INDEX]))

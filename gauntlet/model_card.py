@@ -20,7 +20,8 @@ BENCHMARK_TITLES = {  # benchmark names of training.data, as people read them
     "cifake_test_first2000": "CIFAKE test, first 2,000 (--limit 2000)", "rvaa_test": "RVAA test",
     "rvaa_test_dedup": "RVAA test without near-duplicates of training/validation images",
     "mixed_test": "MIXED test", "mixed_test_dedup": "MIXED test without those near-duplicates",
-    "faces": "faces", "photos_mixed": "photos_mixed", "test": "test split"}
+    "faces": "faces", "photos_mixed": "photos_mixed", "test": "test split",
+    "generators_real_photos_test": "generators + real_photos test splits"}
 IMAGE_LINE = re.compile(r"^!\[(?P<caption>[^\]]*)\]\((?P<path>[^)\s]+)\)\s*$")
 
 

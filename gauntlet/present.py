@@ -13,12 +13,27 @@ COLOUR_LEGEND = ("**How to read the heatmaps:** red and yellow mark the regions 
                  "a region is fake.")
 
 
+KIND_WORDS = {"FAKE": "made by a generative model (AI)", "REAL": "a real photo or artwork"}
+LEAN_WORDS = {"FAKE": "AI-generated", "REAL": "real"}
+
+
 def verdict_sentence(prediction: Prediction) -> str:
-    """One plain sentence: the verdict and how sure the model is."""
+    """One plain sentence: the verdict and how sure the model is (or that it is not sure at all)."""
     confidence = prediction.probabilities[prediction.predicted_label]
-    strength = "very confident" if confidence >= 0.9 else "fairly confident" if confidence >= 0.7 else "unsure"
-    kind = "made by a generative model (AI)" if prediction.predicted_label == "FAKE" else "a real photo or artwork"
-    return f"The model thinks this image is **{kind}** ({confidence:.0%}, {strength})."
+    if not prediction.sure:
+        return (f"The model is **not sure** about this image: it leans towards {LEAN_WORDS[prediction.predicted_label]} "
+                f"({confidence:.0%}), but on scores like this its verdicts were too often wrong on images unlike its "
+                "training data, so it gives no verdict.")
+    strength = "very confident" if confidence >= 0.9 else "fairly confident" if confidence >= 0.7 else "a narrow call"
+    return f"The model thinks this image is **{KIND_WORDS[prediction.predicted_label]}** ({confidence:.0%}, {strength})."
+
+
+def verdict_short(prediction: Prediction) -> str:
+    """The verdict in a table cell: ``FAKE (93%)``, or ``not sure (leans FAKE, 61%)``."""
+    confidence = prediction.probabilities[prediction.predicted_label]
+    if not prediction.sure:
+        return f"not sure (leans {prediction.predicted_label}, {confidence:.0%})"
+    return f"{prediction.predicted_label} ({confidence:.0%})"
 
 
 def track_record(config: CheckpointConfig, unseen: dict[str, tuple[float, int]] | None = None) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import csv
 import logging
-import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from .explain.faithfulness import Faithfulness, explanation_faithfulness
 from .images import load_image
 from .model_card import unseen_accuracy
 from .present import track_record
+from .provenance import training_sources
 from .render import overlay
 from .settings import get_settings
 
@@ -54,16 +54,13 @@ class Analysis:
     faithfulness: list[Faithfulness] = field(default_factory=list)  # one per explanation, when measured
 
 
-TRAINING_SOURCE = re.compile(r"([^:|;,]+): \d+ training and")  # as training.train describes a run
-
-
 def training_data(trained_on: str) -> str:
     """The data a checkpoint learned from, for the model selector: "rvaa: 670 training and ..." -> "RVAA".
 
-    Weight averages list their ingredients' runs ("greedy soup of 3 candidates, ...; each: mixed: 1870 training
-    and ..."): their data sets are named once each. Other text: what comes before its first colon.
+    Weight averages name each data set once (see :func:`gauntlet.provenance.training_sources`).
+    Other text: what comes before its first colon.
     """
-    sources = dict.fromkeys(match.strip().upper() for match in TRAINING_SOURCE.findall(trained_on))
+    sources = dict.fromkeys(source.upper() for source in training_sources(trained_on))
     return " + ".join(sources) if sources else trained_on.split(":")[0].strip().upper()
 
 

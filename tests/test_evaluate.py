@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gauntlet.checkpoint import load_checkpoint
+from gauntlet.calibration import Calibration
+from gauntlet.checkpoint import load_checkpoint, read_config, write_config
 from gauntlet.detector import Detector
 from gauntlet.images import load_image
 from tests.conftest import make_checkpoint
@@ -204,3 +206,40 @@ def test_compare_cli_pairs_two_checkpoints_as_the_app_classifies(checkpoint, fol
         assert result["accuracy"][index] == pytest.approx((matrix[0][0] + matrix[1][1]) / 12)
     counts = ("both_right", "only_first_right", "only_second_right", "both_wrong")
     assert sum(result[k] for k in counts) == result["n"] == 12
+
+
+def test_verdict_metrics_by_hand():
+    labels = np.array([0, 0, 1, 1, 1])
+    fake = np.array([0.1, 0.6, 0.95, 0.55, 0.3])  # predicted 0, 1, 1, 1, 0: right, wrong, right, right, wrong
+    result = evaluate.verdict_metrics(labels, fake, Calibration(low=0.2, high=0.9))  # sure: 0.1 and 0.95
+    assert (result["coverage"], result["n_sure"], result["accuracy_when_sure"]) == (0.4, 2, 1.0)
+    assert result["accuracy"] == pytest.approx(3 / 5)
+    nothing_sure = evaluate.verdict_metrics(labels, fake, Calibration(low=0.0, high=1.0))
+    assert (nothing_sure["coverage"], nothing_sure["accuracy_when_sure"]) == (0.0, None)
+
+
+def test_cli_reports_coverage_and_accuracy_when_sure(checkpoint, folder, tmp_path):
+    plain = evaluate.main(evaluate.get_args_parser().parse_args(["--checkpoint", str(checkpoint),
+                                                                 "--data", str(folder)]))
+    assert plain["coverage"] == 1.0 and plain["accuracy_when_sure"] == plain["accuracy"]
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(checkpoint, calibrated)
+    detector = Detector(load_checkpoint(str(calibrated)))
+    fake = sorted(detector.predict(load_image(f)).fake_probability for f in sorted(folder.rglob("*.png")))
+    half = len(fake) // 2  # a band from 0.5 to between the middle scores leaves some images unsure
+    middle = (fake[half - 1] + fake[half]) / 2  # (no score on its edge, where batching could tip it)
+    config = read_config(calibrated)
+    config.calibration = {"temperature": 1.0, "not_sure": sorted([0.5, middle])}
+    write_config(config, calibrated)
+    out = tmp_path / "calibrated.json"
+    subprocess.run([sys.executable, "-m", "training.evaluate", "--checkpoint", str(calibrated), "--data", str(folder),
+                    "--json", str(out)], cwd=REPO, check=True, capture_output=True)
+    result = json.loads(out.read_text())
+    detector = Detector(load_checkpoint(str(calibrated)))
+    verdicts = [(truth, detector.predict(load_image(f))) for truth in ("REAL", "FAKE")
+                for f in sorted((folder / truth).iterdir())]
+    sure = [truth == p.predicted_label for truth, p in verdicts if p.sure]
+    assert 0 < len(sure) < len(verdicts)
+    assert result["coverage"] == pytest.approx(len(sure) / len(verdicts))
+    assert result["accuracy_when_sure"] == pytest.approx(sum(sure) / len(sure))
+    assert {"accuracy", "precision", "recall", "f1", "confusion_matrix", "n", "accuracy_ci95"} <= set(result)

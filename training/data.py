@@ -215,6 +215,8 @@ BENCHMARKS = {
     "mixed_test_cifake": lambda root: [i for i in mixed_items(root, "test") if i.upscale],  # its RVAA half: rvaa_test
     "faces": lambda root: list_folder(root / "faces"),
     "photos_mixed": lambda root: list_folder(root / "photos_mixed"),
+    "generators_real_photos_test": lambda root: (manifest_items(root / "generators", "test")
+                                                 + manifest_items(root / "real_photos", "test")),
 }
 """Named evaluation sets; ``training.evaluate --data NAME`` accepts these names too."""
 

@@ -16,12 +16,14 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
+from gauntlet.calibration import Calibration
 from gauntlet.checkpoint import load_checkpoint
 from gauntlet.detector import FAKE_INDEX, Detector
 from gauntlet.images import ImageError
@@ -50,11 +52,33 @@ def confusion_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[str, An
             "confusion_matrix": matrix, "n": n, "accuracy_ci95": list(wilson_interval(tp + tn, n))}
 
 
-def _batches(items: list[data.Item], size: int, skipped: list[str]):
+Transform = Callable[[Image.Image], Image.Image]
+
+
+def verdict_metrics(labels: np.ndarray, fake_probabilities: np.ndarray, calibration: Calibration) -> dict[str, Any]:
+    """:func:`confusion_metrics` of the argmax verdicts, plus how often the verdict is confident and then right.
+
+    ``coverage``: the share of images whose FAKE probability lies outside the calibration's "not sure" band
+    (1.0 without calibration); ``accuracy_when_sure``: the accuracy on those images (None when there are none),
+    with its Wilson interval ``accuracy_when_sure_ci95`` and their number ``n_sure``.
+    """
+    labels, fake_probabilities = np.asarray(labels, dtype=int), np.asarray(fake_probabilities, dtype=float)
+    predicted = (fake_probabilities > 0.5).astype(int)
+    metrics = confusion_metrics(labels, predicted)
+    sure = np.asarray(calibration.is_sure(fake_probabilities), dtype=bool)
+    n_sure, right_when_sure = int(sure.sum()), int((labels == predicted)[sure].sum())
+    metrics.update(coverage=n_sure / len(labels) if len(labels) else 0.0, n_sure=n_sure,
+                   accuracy_when_sure=right_when_sure / n_sure if n_sure else None,
+                   accuracy_when_sure_ci95=list(wilson_interval(right_when_sure, n_sure)))
+    return metrics
+
+
+def _batches(items: list[data.Item], size: int, skipped: list[str], transform: Transform | None = None):
     batch: list = []
     for item in items:
         try:
-            batch.append((item, data.read_item(item)))
+            image = data.read_item(item)
+            batch.append((item, transform(image) if transform else image))
         except ImageError as err:
             log.warning("skipped %s: %s", item.name, err)
             skipped.append(item.name)
@@ -66,16 +90,17 @@ def _batches(items: list[data.Item], size: int, skipped: list[str]):
 
 
 @torch.no_grad()
-def predict_items(detector: Detector, items: list[data.Item], batch_size: int = 64,
-                  desc: str = "evaluating") -> tuple[list[data.Item], np.ndarray, list[str]]:
+def predict_items(detector: Detector, items: list[data.Item], batch_size: int = 64, desc: str = "evaluating",
+                  transform: Transform | None = None) -> tuple[list[data.Item], np.ndarray, list[str]]:
     """FAKE probability of every readable item (decoded and preprocessed exactly as the app does).
 
+    ``transform`` alters each decoded image first (e.g. a re-sharing step of :mod:`gauntlet.transforms`).
     Returns the items that were read, their FAKE probabilities and the names of unreadable ones.
     """
     skipped: list[str] = []
     done, probs = [], []
     with tqdm(total=len(items), desc=desc, unit="img") as progress:
-        for batch in _batches(items, batch_size, skipped):
+        for batch in _batches(items, batch_size, skipped, transform):
             squares = [detector.square_input(image)[0] for _, image in batch]
             probs.append(detector.verdict_probabilities(detector.to_tensor(squares))[:, FAKE_INDEX].numpy())
             done += [item for item, _ in batch]
@@ -84,27 +109,28 @@ def predict_items(detector: Detector, items: list[data.Item], batch_size: int = 
 
 
 def evaluate_benchmarks(detector: Detector, sets: dict[str, list[data.Item]], batch_size: int = 64,
-                        desc: str = "evaluating") -> dict[str, dict[str, Any]]:
-    """Metrics (see :func:`confusion_metrics`) per named list of items; each distinct image is predicted once.
+                        desc: str = "evaluating", transform: Transform | None = None) -> dict[str, dict[str, Any]]:
+    """Metrics (see :func:`verdict_metrics`) per named list of items; each distinct image is predicted once.
 
-    A prediction is FAKE when its FAKE probability is above 0.5 (as ``Detector.predict``'s argmax).
-    ``skipped`` lists the names of unreadable images.
+    A prediction is FAKE when its FAKE probability is above 0.5 (as ``Detector.predict``'s argmax); it is
+    confident when outside the checkpoint's "not sure" band. ``skipped`` lists the names of unreadable images.
     """
     unique = list(dict.fromkeys(item for items in sets.values() for item in items))
-    done, probs, _ = predict_items(detector, unique, batch_size, desc)
-    fake = dict(zip(done, probs > 0.5))
+    done, probs, _ = predict_items(detector, unique, batch_size, desc, transform)
+    fake_probability = dict(zip(done, probs))
     results = {}
     for name, items in sets.items():
-        kept = [item for item in items if item in fake]
-        results[name] = confusion_metrics(data.labels_of(kept), np.array([fake[i] for i in kept], dtype=int))
-        results[name]["skipped"] = [item.name for item in items if item not in fake]
+        kept = [item for item in items if item in fake_probability]
+        results[name] = verdict_metrics(data.labels_of(kept), np.array([fake_probability[i] for i in kept]),
+                                        detector.calibration)
+        results[name]["skipped"] = [item.name for item in items if item not in fake_probability]
     return results
 
 
 def evaluate_items(detector: Detector, items: list[data.Item], batch_size: int = 64,
-                   desc: str = "evaluating") -> dict[str, Any]:
+                   desc: str = "evaluating", transform: Transform | None = None) -> dict[str, Any]:
     """Metrics of ``detector`` on one list of items (see :func:`evaluate_benchmarks`)."""
-    return evaluate_benchmarks(detector, {"items": items}, batch_size, desc)["items"]
+    return evaluate_benchmarks(detector, {"items": items}, batch_size, desc, transform)["items"]
 
 
 def select_items(source: str, data_dir: str | None = None, split: str | None = None,
@@ -129,6 +155,8 @@ def summary(result: dict[str, Any], title: str) -> str:
         f"  images: {result['n']}" + (f" ({len(result['skipped'])} unreadable, skipped)" if result["skipped"] else ""),
         "  accuracy {accuracy:.2%} ({interval})   precision {precision:.2%}   "
         "recall {recall:.2%}   F1 {f1:.2%}".format(**result, interval=interval_text(*result["accuracy_ci95"])),
+        f"  confident verdicts on {result['coverage']:.2%} of the images; right on "
+        + (f"{result['accuracy_when_sure']:.2%} of those" if result["n_sure"] else "none (no confident verdict)"),
         "  confusion matrix (rows = truth, columns = predicted):",
         f"  {'':>10}{'REAL':>8}{'FAKE':>8}",
         f"  {'REAL':>10}{tn:>8}{fp:>8}",
@@ -178,7 +206,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         config.input_size = args.input_size
     result = evaluate_items(detector, items, args.batch_size)
     result.update(checkpoint=args.checkpoint, data=args.data, limit=args.limit, exclude_list=args.exclude_list,
-                  test_time_flip=config.test_time_flip, input_size=config.input_size)
+                  test_time_flip=config.test_time_flip, input_size=config.input_size, calibration=config.calibration)
     mirror = ", mirror-averaged" if config.test_time_flip else ""
     title = f"{config.title} ({config.architecture}, {config.input_size} px{mirror}) on {args.data}"
     report(summary(result, title), result, args.json)

@@ -8,7 +8,8 @@ at training time, a confusion-matrix chart and the command that produced it.
 ``--evaluate`` runs :func:`training.evaluate.evaluate_benchmarks` for every
 bundled checkpoint on every benchmark of :data:`training.data.BENCHMARKS` and
 stores the results in ``docs/model_card/cross_eval.json``; the card renders
-that file (and ``latency.json`` from ``benchmarks/predict_latency.py``) when present.
+that file (and ``latency.json`` from ``benchmarks/predict_latency.py``) when present, and the
+generalization benchmark's ``docs/benchmarks/generalization.json`` (``python -m benchmarks.generalization``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import json
 import os
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from gauntlet.checkpoint import WEIGHTS_NAME, bundled_names, load_checkpoint, read_config
 from gauntlet.detector import Detector
@@ -28,6 +29,11 @@ from training.evaluate import evaluate_benchmarks
 from gauntlet.stats import accuracy_interval
 
 LATENCY = "latency.json"
+GENERALIZATION = REPO_ROOT / "docs" / "benchmarks" / "generalization.json"  # python -m benchmarks.generalization
+GENERALIZATION_COMMAND = ("python -m benchmarks.generalization --json docs/benchmarks/generalization.json "
+                          "--update-docs")
+TRANSFORM_TITLES = {"none": "as is", "downscale_half": "half size", "centre_crop_70": "70 % centre crop",
+                    "screenshot_png": "screenshot (80 %, PNG)"}
 CROSS_BENCHMARKS = ["cifake_test", "cifake_test_dedup", "rvaa_test", "rvaa_test_dedup", "mixed_test",
                     "mixed_test_dedup", "faces", "photos_mixed"]
 INTRO = """# GAUNTLET model card
@@ -193,13 +199,97 @@ def latency_section(latency: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(checkpoints_dir: Path, docs: Path, card_dir: Path = REPO_ROOT) -> str:
+def _set_columns(result: dict[str, Any]) -> dict[str, int]:
+    """Every set any checkpoint was scored on, in order, with its number of images."""
+    columns: dict[str, int] = {}
+    for checkpoint in result["checkpoints"].values():
+        for name, metrics in checkpoint["sets"].items():
+            columns.setdefault(name, metrics["n"])
+    return columns
+
+
+def _mean(value: float | None) -> str:
+    return "–" if value is None else f"**{_pct(value)}**"
+
+
+def transform_title(name: str) -> str:
+    """A robustness key in words: ``jpeg_q75`` -> ``JPEG quality 75``."""
+    return f"JPEG quality {name[len('jpeg_q'):]}" if name.startswith("jpeg_q") else TRANSFORM_TITLES.get(name, name)
+
+
+def robustness_table(result: dict[str, Any]) -> str:
+    """One row: the default model's accuracy as is and after each re-sharing transform."""
+    robustness = result["robustness"]
+    return "\n".join(["| " + " | ".join(transform_title(k) for k in robustness) + " |",
+                      "|" + "---:|" * len(robustness), "| " + " | ".join(_pct(v) for v in robustness.values()) + " |"])
+
+
+def _set_title(name: str, n: int) -> str:
+    return f"{BENCHMARK_TITLES.get(name, name)}, n={n}"
+
+
+def _generalization_rows(result: dict[str, Any], cell: Callable[[dict[str, Any] | None], str]) -> list[str]:
+    """Header and one row per checkpoint: ``cell`` of its metrics per set (None: trained on it), and the mean."""
+    columns = _set_columns(result)
+    lines = ["| checkpoint | " + " | ".join(_set_title(c, n) for c, n in columns.items()) + " | mean |",
+             "|---|" + "---:|" * (len(columns) + 1)]
+    for name, checkpoint in result["checkpoints"].items():
+        cells = [cell(checkpoint["sets"].get(c)) for c in columns]
+        default = " (default)" if name == result["default"] else ""
+        lines.append(f"| `{name}`{default} | " + " | ".join(cells) + f" | {_mean(checkpoint['unseen_mean'])} |")
+    return lines
+
+
+def _robustness_sets(result: dict[str, Any]) -> str:
+    return " + ".join(f"{BENCHMARK_TITLES.get(k, k)} ({n} images)" for k, n in result["robustness_sets"].items())
+
+
+def generalization_table(result: dict[str, Any]) -> str:
+    """The short table (README): accuracy per never-trained-on set and its mean, robustness below, the command."""
+    lines = _generalization_rows(result, lambda m: "trained on" if m is None else _pct(m["accuracy"]))
+    return ("\n".join(lines) + f"\n\nAccuracy of `{result['default']}` on {_robustness_sets(result)} after "
+            "re-sharing:\n\n"
+            + robustness_table(result) + f"\n\nMeasured {result['date']} by `{result['command']}`"
+            + (f" (each set cut to {result['max_images']} images)" if result.get("max_images") else "")
+            + f"; regenerate with `{GENERALIZATION_COMMAND}`.\n")
+
+
+def generalization_section(result: dict[str, Any]) -> str:
+    """The card's generalization section: every checkpoint on every collection it never trained on."""
+    lines = ["## Generalization: collections never trained on", "",
+             f"Measured {result['date']} by `{result['command']}` (stored in `docs/benchmarks/generalization.json`; "
+             f"regenerate this card and README's table with `{GENERALIZATION_COMMAND}`). Each checkpoint is scored only "
+             "on collections it did not train on (`gauntlet.provenance.never_trained_on`); *trained on* marks the "
+             "others. Per cell: accuracy, its Wilson 95 % interval, then *sure*: the share of images with a confident "
+             "verdict (outside the checkpoint's calibrated \"not sure\" band; 100 % without calibration) and the "
+             "accuracy on those. The mean gives each collection one vote."
+             + (f" Each set was cut to {result['max_images']} images (alternately REAL and FAKE)."
+                if result.get("max_images") else ""), "",
+             *_generalization_rows(result, _generalization_cell),
+             "", f"### Robustness of the default model (`{result['default']}`) to re-sharing", "",
+             f"Accuracy on {_robustness_sets(result)} as they are and after each transform of "
+             "`gauntlet.transforms` (JPEG re-compression; half size, bicubic; the central 70 % of width and height; "
+             "a screenshot: shown at 80 % with bilinear scaling, saved as PNG).", "", robustness_table(result)]
+    return "\n".join(lines) + "\n"
+
+
+def _generalization_cell(metrics: dict[str, Any] | None) -> str:
+    if metrics is None:
+        return "trained on"
+    low, high = metrics["accuracy_ci95"]
+    sure = "–" if metrics["accuracy_when_sure"] is None else _pct(metrics["accuracy_when_sure"])
+    return (f"{_pct(metrics['accuracy'])} [{100 * low:.1f}–{100 * high:.1f}]<br>"
+            f"sure {metrics['coverage']:.0%}: {sure}")
+
+
+def render(checkpoints_dir: Path, docs: Path, card_dir: Path = REPO_ROOT, generalization: Path = GENERALIZATION) -> str:
     """The whole card as Markdown (image links relative to ``card_dir``, where the card is written)."""
     names = bundled_names(checkpoints_dir)
     parts = [INTRO, "## Checkpoints\n"] + [checkpoint_section(n, checkpoints_dir / n, docs, card_dir) for n in names]
-    for file, section in ((CROSS_EVAL, cross_section), (LATENCY, latency_section)):
-        if (docs / file).is_file():
-            parts.append(section(json.loads((docs / file).read_text())))
+    for path, section in ((generalization, generalization_section), (docs / CROSS_EVAL, cross_section),
+                          (docs / LATENCY, latency_section)):
+        if path.is_file():
+            parts.append(section(json.loads(path.read_text())))
     return "\n".join(parts)
 
 
@@ -214,6 +304,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-images", type=int, default=None,
                         help="cut larger benchmarks to N images by the --limit rule (CPU budget)")
     parser.add_argument("--docs", default=str(DOCS_DIR), help="folder for charts and stored results")
+    parser.add_argument("--generalization", default=str(GENERALIZATION),
+                        help="results of python -m benchmarks.generalization to show (when the file exists)")
     parser.add_argument("--out", default=str(REPO_ROOT / "MODEL_CARD.md"))
     return parser
 
@@ -230,7 +322,7 @@ def main(args: argparse.Namespace) -> Path:
         docs.mkdir(parents=True, exist_ok=True)
         (docs / CROSS_EVAL).write_text(json.dumps(cross, indent=2) + "\n")
     out = Path(args.out)
-    out.write_text(render(checkpoints_dir, docs, out.resolve().parent))
+    out.write_text(render(checkpoints_dir, docs, out.resolve().parent, Path(args.generalization)))
     print(f"wrote {out}")
     return out
 

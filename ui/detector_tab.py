@@ -48,7 +48,7 @@ def make_analyse_handler(analyse: Callable[..., Analysis]) -> Callable:
         tiles = [(image, method_caption(e)) for image, e in zip(analysis.overlays, analysis.explanations)]
         summary = _summary(analysis)
         history = (history or [])[-(HISTORY_LIMIT - 1):] + [
-            {"verdict": analysis.prediction.predicted_label, "fake": round(analysis.prediction.fake_probability, 4)}]
+            {"verdict": analysis.prediction.verdict_label, "fake": round(analysis.prediction.fake_probability, 4)}]
         return (analysis.image, analysis.prediction.probabilities, summary, tiles,
                 explanation_notes(analysis.explanations, analysis.faithfulness), history)
 

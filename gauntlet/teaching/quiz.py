@@ -95,8 +95,9 @@ class Summary:
 
     total: int
     player_right: int
-    model_right: int
+    model_right: int  # by the model's predicted class, also where it was not sure (its lean)
     missed: list[tuple[DeckItem, str]]
+    model_not_sure: int = 0  # items where the model gave no confident verdict
 
 
 @dataclass
@@ -122,14 +123,15 @@ def next_item(deck: Deck, progress: Progress) -> DeckItem | None:
 
 def score(deck: Deck, progress: Progress, verdicts: dict[str, Prediction]) -> Summary:
     """The player's and the model's number right over the answered items, and what the player missed."""
-    player_right, model_right, missed = 0, 0, []
+    player_right, model_right, not_sure, missed = 0, 0, 0, []
     for item_id, guess in progress.answers:
         item = deck.item(item_id)
         player_right += guess == item.truth
         model_right += verdicts[item_id].predicted_label == item.truth
+        not_sure += not verdicts[item_id].sure
         if guess != item.truth:
             missed.append((item, guess))
-    return Summary(len(progress.answers), player_right, model_right, missed)
+    return Summary(len(progress.answers), player_right, model_right, missed, not_sure)
 
 
 class Quiz:

@@ -12,7 +12,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from ..explain import METHOD_TITLES
-from ..present import verdict_sentence
+from ..detector import Prediction
+from ..present import verdict_sentence, verdict_short
 from .classroom import Room
 from .decks import Deck, DeckItem
 from .quiz import ItemReport, Outcome, Shown, Summary
@@ -39,12 +40,19 @@ def reveal_markdown(outcome: Outcome) -> str:
     """Right or wrong, the truth and its source, the model's verdict, and the lesson."""
     item = outcome.item
     head = "✅ **Right!**" if outcome.correct else "❌ **Fooled!**"
-    model = "right" if outcome.prediction.predicted_label == item.truth else "wrong"
     method = METHOD_TITLES.get(outcome.method, outcome.method)
     return (f"{head} You said *{GUESS_WORDS[outcome.guess]}*; this image is **{TRUTH_WORDS[item.truth]}** "
             f"(source: {item.source}).\n\n"
-            f"{verdict_sentence(outcome.prediction)} The model was **{model}**. "
+            f"{verdict_sentence(outcome.prediction)} {model_outcome(outcome.prediction, item.truth)} "
             f"The {method} heatmap shows where it looked.\n\n**What to look for:** {item.lesson}")
+
+
+def model_outcome(prediction: Prediction, truth: str) -> str:
+    """Whether the model was right; for a "not sure" verdict, that it gave none and where its lean pointed."""
+    lean = "right" if prediction.predicted_label == truth else "wrong"
+    if not prediction.sure:
+        return f"The model gave **no verdict** (its lean was {lean})."
+    return f"The model was **{lean}**."
 
 
 def summary_markdown(summary: Summary) -> str:
@@ -55,6 +63,9 @@ def summary_markdown(summary: Summary) -> str:
     verdict = "You beat the model!" if you > model else "A tie with the model." if you == model else \
         "The model did better this time: the heatmaps show what it picks up on."
     lines = [f"### You: {you} / {summary.total} right · the model: {model} / {summary.total}", verdict]
+    if summary.model_not_sure:
+        lines.append(f"The model was **not sure** on {summary.model_not_sure} of these images: there its score "
+                     "counts by the side it leaned towards.")
     if summary.missed:
         lines.append(f"Below: the {len(summary.missed)} image(s) that fooled you, with what to look for.")
     return "\n\n".join(lines)
@@ -85,11 +96,10 @@ def teacher_markdown(room: Room, reports: list[ItemReport]) -> str:
     """Per item: how many were fooled next to the model's verdict, the starting point for discussion."""
     lines = ["| Item | Truth | Answers | Fooled | Model says | Model |", "|---|---|---:|---:|---|---|"]
     for report in reports:
-        prediction = report.prediction
-        confidence = prediction.probabilities[prediction.predicted_label]
+        right = "right" if report.model_right else "wrong"
         lines.append(f"| {report.item.id} | {report.item.truth} | {report.stat.answered} | "
-                     f"{report.stat.fooled_share:.0%} | {prediction.predicted_label} ({confidence:.0%}) | "
-                     f"{'right' if report.model_right else 'wrong'} |")
+                     f"{report.stat.fooled_share:.0%} | {verdict_short(report.prediction)} | "
+                     f"{right if report.prediction.sure else f'no verdict (lean {right})'} |")
     state = "closed: no more answers" if room.closed else "open"
     return f"**Room {room.code}** · deck `{room.deck}` · {state}\n\n" + "\n".join(lines)
 

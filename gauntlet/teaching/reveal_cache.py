@@ -4,7 +4,7 @@ The quiz reveals the model's verdict and heatmap the moment a player guesses, so
 are computed beforehand: by ``python -m gauntlet.quiz precompute``, or, for an item not
 cached yet, in a background thread while the player is still looking at the image.
 Entries live under ``<cache_dir>/quiz/<model fingerprint>/``; the fingerprint hashes the
-weights, preprocessing and explained layers, so retraining a model never serves stale verdicts.
+weights, preprocessing, explained layers and calibration, so retraining a model never serves stale verdicts.
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class RevealCache:
         detector = self.catalog.detector(model_key)
         digest = hashlib.sha256(json.dumps([detector.labels, detector.input_size, detector.config.mean,
                                             detector.config.std, detector.config.resize,
-                                            detector.config.target_layers]).encode())
+                                            detector.config.target_layers, detector.config.calibration]).encode())
         for name, tensor in sorted(detector.model.state_dict().items()):
             digest.update(name.encode())
             digest.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes())
@@ -96,7 +96,7 @@ class RevealCache:
         analysis = self.catalog.analyse(image, model_key, [method] if method else [], variant=PREFERRED_VARIANT)
         prediction = analysis.prediction
         verdict = {"probabilities": prediction.probabilities, "predicted_index": prediction.predicted_index,
-                   "predicted_label": prediction.predicted_label}
+                   "predicted_label": prediction.predicted_label, "sure": prediction.sure}
         _atomic_write(verdict_path, lambda tmp: Path(tmp).write_text(json.dumps(verdict)))
         if heatmap_path is not None:
             _atomic_write(heatmap_path, lambda tmp: analysis.overlays[0].save(tmp, format="PNG"))
@@ -124,7 +124,7 @@ class RevealCache:
         if not path.is_file():
             self.prefetch(model_key, item).result()
         data = json.loads(path.read_text())
-        return Prediction(data["probabilities"], data["predicted_index"], data["predicted_label"])
+        return Prediction(data["probabilities"], data["predicted_index"], data["predicted_label"], data.get("sure", True))
 
     def heatmap(self, model_key: str, item: DeckItem, method: str) -> Image.Image:
         """The heatmap of ``method`` over the item, for the model's verdict (from disk; computed if missing)."""
