@@ -6,7 +6,7 @@ default model's verdicts hold up after an image is re-shared.
 
 Collections: ``faces``, ``photos_mixed``, the ``generators`` and ``real_photos`` test splits together
 (``generators_real_photos_test``) and each ``--extra`` folder with ``REAL/`` and ``FAKE/`` subfolders. A
-checkpoint is scored only on those it did not train on (:func:`gauntlet.provenance.never_trained_on`);
+checkpoint is scored only on those it did not train on (:func:`gauntlet.training_sets.never_trained_on`);
 ``unseen_mean`` is the plain mean of those accuracies, one vote per collection. Robustness: the default
 model (:func:`gauntlet.service.default_bundled_model`) on RVAA test + ``faces`` as they are (``none``) and
 after each re-sharing transform of :func:`gauntlet.transforms.resharing_transforms`.
@@ -29,7 +29,7 @@ import torch
 
 from gauntlet.checkpoint import bundled_names, load_folder
 from gauntlet.detector import Detector
-from gauntlet.provenance import collection_name, never_trained_on
+from gauntlet.training_sets import collection_name, never_trained_on
 from gauntlet.service import default_bundled_model
 from gauntlet.settings import REPO_ROOT, get_settings
 from gauntlet.transforms import resharing_transforms

@@ -22,7 +22,7 @@ from .explain.faithfulness import Faithfulness, explanation_faithfulness
 from .images import load_image
 from .model_card import unseen_accuracy
 from .present import track_record
-from .provenance import training_sources
+from .training_sets import training_sources
 from .render import overlay
 from .settings import get_settings
 
@@ -57,7 +57,7 @@ class Analysis:
 def training_data(trained_on: str) -> str:
     """The data a checkpoint learned from, for the model selector: "rvaa: 670 training and ..." -> "RVAA".
 
-    Weight averages name each data set once (see :func:`gauntlet.provenance.training_sources`).
+    Weight averages name each data set once (see :func:`gauntlet.training_sets.training_sources`).
     Other text: what comes before its first colon.
     """
     sources = dict.fromkeys(source.upper() for source in training_sources(trained_on))

@@ -13,7 +13,7 @@ from benchmarks import generalization
 from conftest import make_checkpoint
 from gauntlet.checkpoint import CheckpointConfig, load_checkpoint
 from gauntlet.detector import Detector
-from gauntlet.provenance import never_trained_on, trained_collections
+from gauntlet.training_sets import never_trained_on, trained_collections
 from gauntlet.service import default_bundled_model
 from gauntlet.transforms import centre_crop, downscale, jpeg, resharing_transforms, screenshot
 from training import data, evaluate

@@ -259,7 +259,7 @@ def generalization_section(result: dict[str, Any]) -> str:
     lines = ["## Generalization: collections never trained on", "",
              f"Measured {result['date']} by `{result['command']}` (stored in `docs/benchmarks/generalization.json`; "
              f"regenerate this card and README's table with `{GENERALIZATION_COMMAND}`). Each checkpoint is scored only "
-             "on collections it did not train on (`gauntlet.provenance.never_trained_on`); *trained on* marks the "
+             "on collections it did not train on (`gauntlet.training_sets.never_trained_on`); *trained on* marks the "
              "others. Per cell: accuracy, its Wilson 95 % interval, then *sure*: the share of images with a confident "
              "verdict (outside the checkpoint's calibrated \"not sure\" band; 100 % without calibration) and the "
              "accuracy on those. The mean gives each collection one vote."
