@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from gauntlet.checkpoint import bundled_names, read_config
+from gauntlet.model_card import UNSEEN_BENCHMARKS, unseen_accuracy
 from gauntlet.settings import get_settings
 from gauntlet.stats import accuracy_interval
 from tests.conftest import shared_data_or_skip
@@ -51,3 +52,12 @@ def test_readme_models_table_states_the_recorded_accuracy_and_interval():
         cell = f"**{metrics['accuracy']:.2%}** [{100 * low:.1f}–{100 * high:.1f}] (n={metrics['n']}"
         row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}` |"))
         assert cell in row, f"README row of {name} should show {cell} ({bench})"
+
+
+def test_readme_models_table_states_the_stored_never_trained_on_accuracy():
+    """The README's last column is typed by hand too: it must match docs/model_card/cross_eval.json."""
+    readme = (REPO / "README.md").read_text()
+    for name, unseen in unseen_accuracy().items():
+        cell = " / ".join(f"{unseen[b][0]:.2%}" for b in UNSEEN_BENCHMARKS)
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}` |"))
+        assert row.endswith(f"| {cell} |"), f"README row of {name} should end with {cell}"
