@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 
 from safetensors.torch import load_file, save_file
 
+from .errors import UserError
 from .models import Classifier, build_model, get_architecture
 from .settings import get_settings
 
@@ -37,8 +38,25 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint could not be found, downloaded or read; the message says which and why."""
+
+
+# Each config field's group in config.json, by role (as timm's pretrained config groups its own). A new field is one
+# row here; put it in a VERDICT_GROUPS group when it changes verdicts (caches of verdicts then follow it).
+FIELD_GROUPS = {
+    "architecture": "model", "input_size": "model", "target_layers": "model",
+    "mean": "preprocessing", "std": "preprocessing", "resize": "preprocessing",
+    "labels": "labels",
+    "test_time_flip": "verdict",
+    "name": "provenance", "display_name": "provenance", "description": "provenance", "trained_on": "provenance",
+    "datasets": "provenance", "recipe": "provenance", "role": "provenance", "command": "provenance",
+    "lineage": "provenance",
+    "metrics": "metrics",
+    "hub_repo": "hub", "hub_revision": "hub",
+}
+GROUPS = tuple(dict.fromkeys(FIELD_GROUPS.values()))
+VERDICT_GROUPS = ("model", "preprocessing", "labels", "verdict")
 
 
 @dataclass
@@ -52,11 +70,13 @@ class CheckpointConfig:
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     resize: str = "pad_square"
     target_layers: dict[str, list[str]] = field(default_factory=dict)
-    default_target: str = "last"
     name: str = ""
     display_name: str = ""
     description: str = ""
-    trained_on: str = ""
+    trained_on: str = ""  # the training data in a sentence, for people
+    datasets: list[str] = field(default_factory=list)  # what it learned from, for programs: e.g. ["mixed"]
+    recipe: dict[str, Any] = field(default_factory=dict)  # how: the training options, as data (training.train/soup)
+    role: str = ""  # what it is for: "default" leads the model selector, then "specialist", then "baseline"
     metrics: dict[str, Any] = field(default_factory=dict)
     command: str = ""
     lineage: list[str] = field(default_factory=list)  # commands behind the ``--init`` weights, oldest first
@@ -66,8 +86,23 @@ class CheckpointConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CheckpointConfig":
-        known = {f for f in cls.__dataclass_fields__}
+        """From ``config.json``: grouped (as :meth:`to_dict` writes it) or flat (older checkpoints)."""
+        if isinstance(data.get("model"), dict):  # grouped; a flat config has no "model" key
+            data = {name: value for group in GROUPS for name, value in (data.get(group) or {}).items()}
+        known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Fields grouped by role (see :data:`FIELD_GROUPS`), as ``config.json`` holds them."""
+        grouped: dict[str, dict[str, Any]] = {group: {} for group in GROUPS}
+        for name, value in asdict(self).items():
+            grouped[FIELD_GROUPS[name]][name] = value
+        return grouped
+
+    def verdict_part(self) -> dict[str, Any]:
+        """The fields that change what the model answers (caches of verdicts must key on them)."""
+        grouped = self.to_dict()
+        return {group: grouped[group] for group in VERDICT_GROUPS}
 
     def __post_init__(self) -> None:
         if not self.target_layers:
@@ -99,7 +134,7 @@ def save_checkpoint(model: Classifier, config: CheckpointConfig, folder: str | o
 
 def write_config(config: CheckpointConfig, folder: str | os.PathLike) -> None:
     """Write a checkpoint folder's ``config.json`` (the weights stay as they are)."""
-    (Path(folder) / CONFIG_NAME).write_text(json.dumps(asdict(config), indent=2) + "\n")
+    (Path(folder) / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
 
 def read_config(folder: str | os.PathLike) -> CheckpointConfig:

@@ -66,16 +66,16 @@ class Detector:
         return image, (0, 0, *image.size)
 
     def to_tensor(self, images: list[Image.Image] | np.ndarray) -> torch.Tensor:
-        """Resize square RGB images (PIL or uint8 NHWC array) and normalise them into a batch."""
-        size = self.input_size
+        """Resize square RGB images (PIL or uint8 NHWC array) and normalise them into a batch.
+
+        Arrays (LIME's perturbed copies) go through the same bicubic PIL resize as the image behind the
+        verdict (and as training.data's arrays), so every path scores exactly the pixels the model was given.
+        """
         if isinstance(images, np.ndarray):
-            batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
-            if batch.shape[-1] != size or batch.shape[-2] != size:
-                batch = torch.nn.functional.interpolate(batch, size=(size, size), mode="bilinear",
-                                                        antialias=True, align_corners=False)
-        else:
-            arrays = [np.asarray(im.resize((size, size), Image.BICUBIC), dtype=np.uint8) for im in images]
-            batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
+            images = [Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)) for array in images]
+        size = self.input_size
+        arrays = [np.asarray(im.resize((size, size), Image.BICUBIC), dtype=np.uint8) for im in images]
+        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
         return (batch - self._mean) / self._std
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:

@@ -18,7 +18,8 @@ from PIL import Image
 
 from .checkpoint import CheckpointConfig, bundled_names, load_checkpoint, load_preferring_hub, read_config
 from .detector import Detector, Prediction
-from .explain import METHOD_TITLES, Explanation, ExplainerSet, ProgressFn, available_variants
+from .errors import UserError
+from .explain import Explanation, ExplainerSet, ProgressFn, available_variants, default_methods, method_title
 from .explain.faithfulness import Faithfulness, explanation_faithfulness
 from .images import load_image
 from .model_card import unseen_accuracy
@@ -27,7 +28,6 @@ from .render import overlay
 from .settings import get_settings
 
 log = logging.getLogger(__name__)
-DEFAULT_METHODS = ("score_cam", "ablation_cam", "lime")
 
 
 @dataclass
@@ -123,7 +123,7 @@ class ModelCatalog:
             if key not in self._detectors:
                 entry = self.entries.get(key)
                 if entry is None:
-                    raise KeyError(f"Unknown model {key!r}.")
+                    raise UserError(f"Unknown model {key!r}.")
                 if entry.bundled:
                     checkpoint = load_preferring_hub(entry.source, self.checkpoints_dir)
                 else:
@@ -158,7 +158,7 @@ class ModelCatalog:
         for index, method in enumerate(methods):
             chosen = variant if variant in available_variants(method) else "full"
             if progress:
-                progress(index / max(len(methods), 1), f"{METHOD_TITLES[method]} ({chosen})")
+                progress(index / max(len(methods), 1), f"{method_title(method)} ({chosen})")
             with self._lock_for(key):
                 explainers = self.explainers(key)
                 explanation = explainers.get(method, chosen, layers).explain(
@@ -169,7 +169,7 @@ class ModelCatalog:
             analysis.overlays.append(overlay(explanation.image, explanation.heatmap))
         return analysis
 
-    def warm_up(self, key: str | None = None, methods: tuple[str, ...] = DEFAULT_METHODS) -> None:
+    def warm_up(self, key: str | None = None, methods: list[str] | None = None) -> None:
         """Load a model (the default one) and run a verdict and its fast explanations on a blank image.
 
         Called before the app starts serving, so the first visitors after a restart do not wait
@@ -177,7 +177,7 @@ class ModelCatalog:
         """
         key = key or self.default_key
         if key is not None:
-            self.analyse(Image.new("RGB", (64, 64), (128, 128, 128)), key, list(methods))
+            self.analyse(Image.new("RGB", (64, 64), (128, 128, 128)), key, methods or default_methods())
             log.info("Warmed up model %s", key)
 
     def _lock_for(self, key: str) -> threading.Lock:

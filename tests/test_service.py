@@ -122,6 +122,13 @@ def test_faithfulness_is_measured_on_request_and_put_in_words(catalog, rgb_image
     assert f"deletion AUC {measured.faithfulness[1].deletion_auc:.2f}" in notes
 
 
+def test_an_unknown_model_is_a_user_error(catalog):
+    from gauntlet.errors import UserError
+
+    with pytest.raises(UserError, match="Unknown model"):
+        catalog.detector("no-such-model")
+
+
 def test_bad_upload_is_a_human_error(catalog, tmp_path):
     path = tmp_path / "notes.jpg"
     path.write_text("this is not an image")

@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
+from ..errors import UserError
 from ..images import load_image
 from ..settings import get_settings
 
@@ -37,7 +38,7 @@ PLACEHOLDER = "TODO (teacher):"
 SMALL_IMAGE_SIDE = 128
 
 
-class DeckError(ValueError):
+class DeckError(UserError):
     """A deck manifest is wrong; ``str(err)`` says which deck, which item and what to fix."""
 
 

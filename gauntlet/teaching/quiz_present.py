@@ -11,7 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..explain import METHOD_TITLES
+from ..explain import method_title
 from ..present import verdict_sentence
 from .classroom import Room
 from .decks import Deck, DeckItem
@@ -40,7 +40,7 @@ def reveal_markdown(outcome: Outcome) -> str:
     item = outcome.item
     head = "✅ **Right!**" if outcome.correct else "❌ **Fooled!**"
     model = "right" if outcome.prediction.predicted_label == item.truth else "wrong"
-    method = METHOD_TITLES.get(outcome.method, outcome.method)
+    method = method_title(outcome.method)
     return (f"{head} You said *{GUESS_WORDS[outcome.guess]}*; this image is **{TRUTH_WORDS[item.truth]}** "
             f"(source: {item.source}).\n\n"
             f"{verdict_sentence(outcome.prediction)} The model was **{model}**. "
