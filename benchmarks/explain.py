@@ -39,7 +39,7 @@ from gauntlet.settings import get_settings
 
 def default_checkpoint() -> str:
     """The model the app shows first (:func:`gauntlet.service.default_bundled_model`)."""
-    name = default_bundled_model()
+    name = default_bundled_model(get_settings().checkpoints_dir)
     if name is None:
         raise SystemExit("No bundled checkpoint: pass --checkpoint (a folder or hf://owner/name).")
     return name
@@ -162,7 +162,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     checkpoint = args.checkpoint or default_checkpoint()
-    detector = Detector.from_source(checkpoint)
+    detector = Detector.from_source(checkpoint, get_settings().checkpoints_dir)
     images = rvaa_test_images(args.images)
     full_images = len(images) if args.full_images is None else min(args.full_images, len(images))
     options = fast_options(args)

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import UserError
 from .models import Classifier, build_model, get_architecture
-from .settings import get_settings
+from .settings import BUNDLED_CHECKPOINTS
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ FIELD_GROUPS = {
     "labels": "labels",
     "test_time_flip": "verdict",
     "name": "provenance", "display_name": "provenance", "description": "provenance", "trained_on": "provenance",
-    "datasets": "provenance", "recipe": "provenance", "role": "provenance", "command": "provenance",
+    "datasets": "provenance", "recipe": "provenance", "default_rank": "provenance", "command": "provenance",
     "lineage": "provenance",
     "metrics": "metrics",
     "hub_repo": "hub", "hub_revision": "hub",
@@ -76,7 +76,7 @@ class CheckpointConfig:
     trained_on: str = ""  # the training data in a sentence, for people
     datasets: list[str] = field(default_factory=list)  # what it learned from, for programs: e.g. ["mixed"]
     recipe: dict[str, Any] = field(default_factory=dict)  # how: the training options, as data (training.train/soup)
-    role: str = ""  # what it is for: "default" leads the model selector, then "specialist", then "baseline"
+    default_rank: int | None = None  # place in the model selector, lowest first (the app's default); None: after
     metrics: dict[str, Any] = field(default_factory=dict)
     command: str = ""
     lineage: list[str] = field(default_factory=list)  # commands behind the ``--init`` weights, oldest first
@@ -187,12 +187,12 @@ def hub_reachable(endpoint: str, timeout_s: float = 2.0) -> bool:
         return False
 
 
-def download_from_hub(repo_id: str, revision: str | None = None) -> Path:
-    """Fetch a checkpoint from the Hub, or from its local cache when offline or unreachable."""
+def download_from_hub(repo_id: str, revision: str | None = None, offline: bool = False) -> Path:
+    """Fetch a checkpoint from the Hub, or from its local cache when ``offline`` or the Hub is unreachable."""
     from huggingface_hub import hf_hub_download
 
     endpoint = hub_endpoint()
-    offline = get_settings().hub_offline or not hub_reachable(endpoint)
+    offline = offline or not hub_reachable(endpoint)
     kwargs = dict(
         repo_id=repo_id,
         revision=revision,
@@ -210,34 +210,34 @@ def download_from_hub(repo_id: str, revision: str | None = None) -> Path:
     return Path(config_path).parent
 
 
-def bundled_names(checkpoints_dir: Path | None = None) -> list[str]:
-    """Names of the checkpoints bundled in this repository (folders with a config.json)."""
-    root = checkpoints_dir or get_settings().checkpoints_dir
-    if not root.is_dir():
+def bundled_names(checkpoints_dir: Path = BUNDLED_CHECKPOINTS) -> list[str]:
+    """Names of the checkpoints in a checkpoints folder (its subfolders with a config.json)."""
+    if not checkpoints_dir.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / CONFIG_NAME).is_file())
+    return sorted(p.name for p in checkpoints_dir.iterdir() if (p / CONFIG_NAME).is_file())
 
 
-def resolve_checkpoint(source: str) -> Path:
-    """Turn any accepted source (bundled name, folder, ``hf://``) into a local folder."""
+def resolve_checkpoint(source: str, checkpoints_dir: Path = BUNDLED_CHECKPOINTS, hub_offline: bool = False) -> Path:
+    """Turn any accepted source (a name in ``checkpoints_dir``, a folder, ``hf://``) into a local folder."""
     if source.startswith(HUB_PREFIX):
-        return download_from_hub(*parse_hub_source(source))
-    bundled = get_settings().checkpoints_dir / source
+        return download_from_hub(*parse_hub_source(source), offline=hub_offline)
+    bundled = checkpoints_dir / source
     if "/" not in source and (bundled / CONFIG_NAME).is_file():
         return bundled
     folder = Path(source)
     if (folder / CONFIG_NAME).is_file():
         return folder
-    known = ", ".join(bundled_names()) or "none"
+    known = ", ".join(bundled_names(checkpoints_dir)) or "none"
     raise CheckpointError(f"No checkpoint {source!r}: not a bundled name (bundled: {known}), folder or hf:// source.")
 
 
-def load_checkpoint(source: str) -> Checkpoint:
-    """Load a checkpoint from a bundled name, a folder or ``hf://owner/name[@revision]``."""
-    return load_folder(resolve_checkpoint(source), source=source)
+def load_checkpoint(source: str, checkpoints_dir: Path = BUNDLED_CHECKPOINTS, hub_offline: bool = False) -> Checkpoint:
+    """Load a checkpoint from a name in ``checkpoints_dir``, a folder or ``hf://owner/name[@revision]``."""
+    return load_folder(resolve_checkpoint(source, checkpoints_dir, hub_offline), source=source)
 
 
-def load_preferring_hub(bundled_name: str, checkpoints_dir: Path | None = None) -> Checkpoint:
+def load_preferring_hub(bundled_name: str, checkpoints_dir: Path = BUNDLED_CHECKPOINTS,
+                        hub_offline: bool = False) -> Checkpoint:
     """Load a bundled checkpoint's Hub version when reachable, else the bundled copy.
 
     The bundled ``config.json`` names the production Hub repository and the
@@ -245,11 +245,11 @@ def load_preferring_hub(bundled_name: str, checkpoints_dir: Path | None = None) 
     Hub is logged as one line and the bundled weights are used, so the app
     always starts, also offline.
     """
-    folder = (checkpoints_dir or get_settings().checkpoints_dir) / bundled_name
+    folder = checkpoints_dir / bundled_name
     config = read_config(folder)
     if config.hub_repo:
         try:
-            hub_folder = download_from_hub(config.hub_repo, config.hub_revision or None)
+            hub_folder = download_from_hub(config.hub_repo, config.hub_revision or None, hub_offline)
             return load_folder(hub_folder, source=f"{HUB_PREFIX}{config.hub_repo}@{config.hub_revision or 'main'}")
         except CheckpointError as err:
             log.warning("%s; using the bundled checkpoint %r instead.", err, bundled_name)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
 from .checkpoint import Checkpoint, load_checkpoint
+from .settings import BUNDLED_CHECKPOINTS
 
 FAKE_INDEX = 1
 
@@ -53,8 +55,8 @@ class Detector:
         self._std = torch.tensor(self.config.std).view(1, 3, 1, 1)
 
     @classmethod
-    def from_source(cls, source: str) -> "Detector":
-        return cls(load_checkpoint(source))
+    def from_source(cls, source: str, checkpoints_dir: Path = BUNDLED_CHECKPOINTS) -> "Detector":
+        return cls(load_checkpoint(source, checkpoints_dir))
 
     @property
     def input_size(self) -> int:

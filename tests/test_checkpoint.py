@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import make_checkpoint
+from gauntlet.settings import get_settings
 from gauntlet.checkpoint import (FIELD_GROUPS, CheckpointConfig, CheckpointError, bundled_names, load_checkpoint,
                                  parse_hub_source, read_config, to_half, write_config)
 
@@ -53,7 +54,7 @@ def test_bundled_names_lists_only_checkpoint_folders(tmp_path):
 
 
 def test_config_is_grouped_by_role_and_reads_back_as_written(tmp_path):
-    config = CheckpointConfig(architecture="baseline_cnn", input_size=32, datasets=["rvaa", "cifake"], role="default",
+    config = CheckpointConfig(architecture="baseline_cnn", input_size=32, datasets=["rvaa", "cifake"], default_rank=0,
                               recipe={"epochs": 4, "lr": 0.001}, test_time_flip=True, metrics={"rvaa_test": {}},
                               hub_repo="me/model", trained_on="rvaa: 670 training and 143 validation images")
     write_config(config, tmp_path)
@@ -79,3 +80,12 @@ def test_the_verdict_part_follows_fields_that_change_verdicts_only():
         != plain.verdict_part()
     assert CheckpointConfig(architecture="baseline_cnn", input_size=32, description="retold", metrics={"a": 1},
                             hub_revision="v2").verdict_part() == plain.verdict_part()
+
+
+def test_bundled_configs_are_grouped_and_read_back_byte_for_byte():
+    root = get_settings().checkpoints_dir
+    for name in bundled_names(root):
+        text = (root / name / "config.json").read_text()
+        config = read_config(root / name)
+        assert json.dumps(config.to_dict(), indent=2) + "\n" == text, f"{name}: save and load are not symmetric"
+        assert config.datasets and config.recipe and config.default_rank is not None, name

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError
-from ..images import load_image
+from ..images import DEFAULT_MAX_PIXELS, load_image
 from ..settings import get_settings
 
 TRUTHS = ("REAL", "FAKE")
@@ -130,10 +130,9 @@ def image_exists(ref: ImageRef) -> bool:
         return False
 
 
-def read_image(data_root: Path, relative: str) -> Image.Image:
+def read_image(data_root: Path, relative: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode an item's image (RGB) through the safe loader, from a file or a zip member."""
     ref = resolve_image(data_root, relative)
-    max_pixels = get_settings().max_pixels
     if ref.member is None:
         return load_image(ref.path, max_pixels=max_pixels)
     return load_image(_zip(ref.path).read(ref.member), max_pixels=max_pixels)
@@ -309,7 +308,7 @@ def placeholder_count(deck: Deck) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    data_root = Path(args.data_root) if args.data_root else get_settings().data_dir
+    data_root = Path(args.data_root) if args.data_root else None
     if data_root is None:
         raise DeckError("no data folder: pass --data-root or set GAUNTLET_DATA_DIR")
     out = Path(args.out)
@@ -325,7 +324,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    data_root = Path(args.data_root) if args.data_root else get_settings().data_dir
+    data_root = Path(args.data_root) if args.data_root else None
     decks = load_decks(Path(args.folder), data_root)
     for deck in decks:
         state = f"UNAVAILABLE: {deck.problem}" if deck.problem else f"ok, {len(deck.items)} images"
@@ -336,6 +335,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``build`` a deck from a REAL/FAKE folder, or ``check`` every deck in a folder."""
+    settings = get_settings()
     parser = argparse.ArgumentParser(prog="python -m gauntlet.decks", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="sample a balanced deck from a folder with REAL/ and FAKE/")
@@ -347,10 +347,11 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--id", help="deck id (default: the output file's name)")
     build.add_argument("--out", required=True, help="where to write the deck, e.g. quiz_data/mydeck.json")
     build.add_argument("--force", action="store_true", help="overwrite --out")
-    build.add_argument("--data-root", help="image paths are written relative to this (default: the data dir)")
+    build.add_argument("--data-root", default=settings.data_dir,
+                       help="image paths are written relative to this (default: the data dir)")
     check = commands.add_parser("check", help="validate every deck and report the unavailable ones")
-    check.add_argument("folder", nargs="?", default=str(get_settings().quiz_dir))
-    check.add_argument("--data-root")
+    check.add_argument("folder", nargs="?", default=str(settings.quiz_dir))
+    check.add_argument("--data-root", default=settings.data_dir, help="default: the data dir")
     args = parser.parse_args(argv)
     try:
         return _cmd_build(args) if args.command == "build" else _cmd_check(args)

@@ -283,8 +283,9 @@ def main(argv: list[str] | None = None) -> int:
                      help=f"heatmap method (repeatable; default: {DEFAULT_METHOD})")
     pre.add_argument("--decks-dir", type=Path, default=None, help="default: GAUNTLET_QUIZ_DIR or quiz_data/")
     args = parser.parse_args(argv)
-    catalog = ModelCatalog()
-    quiz = Quiz.from_settings(catalog, get_settings(), args.decks_dir)
+    settings = get_settings()
+    catalog = ModelCatalog.from_settings(settings)
+    quiz = Quiz.from_settings(catalog, settings, args.decks_dir)
     for deck in quiz.unavailable():
         print(f"skipping deck {deck.id}: {deck.problem}", file=sys.stderr)
     models = args.model or ([catalog.default_key] if catalog.default_key else [])
