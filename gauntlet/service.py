@@ -19,6 +19,7 @@ from .checkpoint import CheckpointConfig, bundled_names, load_checkpoint, load_p
 from .detector import Detector, Prediction
 from .errors import UserError
 from .explain import Explanation, ExplainerSet, ProgressFn, available_variants, default_methods, method_title
+from .explain.base import ExplanationTimeout
 from .explain.faithfulness import Faithfulness, explanation_faithfulness
 from .images import DEFAULT_MAX_PIXELS, load_image
 from .model_card import unseen_accuracy
@@ -167,9 +168,13 @@ class ModelCatalog:
         for the checkpoint to load or for the first-call allocations of each explainer.
         """
         key = key or self.default_key
-        if key is not None:
+        if key is None:
+            return
+        try:
             self.analyse(Image.new("RGB", (64, 64), (128, 128, 128)), key, methods or default_methods())
             log.info("Warmed up model %s", key)
+        except ExplanationTimeout:  # a busy host: the app still starts, and the model is loaded
+            log.warning("Warm-up of model %s stopped at the explanation time limit", key)
 
     def _lock_for(self, key: str) -> threading.Lock:
         """Explainers hold hooks on their model copy: one explanation per model at a time."""

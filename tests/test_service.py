@@ -150,6 +150,12 @@ def test_slow_explanations_are_stopped_and_leave_the_model_intact(catalog, rgb_i
     assert detector.predict(rgb_image).probabilities == before
 
 
+def test_warm_up_on_a_busy_host_stops_at_the_time_limit_and_keeps_the_model(catalog):
+    catalog.explain_timeout_s = 0.000001
+    catalog.warm_up()  # the app must still start
+    assert "lite0-mixed" in catalog._detectors
+
+
 def test_warm_up_loads_the_default_model_and_its_explainers(catalog):
     catalog.warm_up()
     assert list(catalog._detectors) == ["lite0-mixed"]
