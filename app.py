@@ -55,7 +55,7 @@ def launch(settings: Settings | None = None, **kwargs) -> gr.Blocks:
     settings = settings or get_settings()
     if settings.torch_threads:  # 1 (default) is fastest when concurrent requests share a small CPU; 0 = torch default
         torch.set_num_threads(settings.torch_threads)
-    catalog = ModelCatalog()
+    catalog = ModelCatalog.from_settings(settings)
     catalog.warm_up()
     demo = build_app(catalog, settings)
     allowed = detector_examples(settings)  # only the examples: the data folder holds quiz answers

@@ -2,12 +2,12 @@
 
     python -m benchmarks.explain --memory 200 --json docs/benchmarks/explain_lite0-mixed.json
 
-For Score-CAM, Ablation-CAM and LIME it explains the same RVAA test images
+For each method the app runs by default (Score-CAM, Ablation-CAM and LIME) it explains the same RVAA test images
 (half REAL, half FAKE) with the full and the fast variant and reports the
 median wall time of ``Explainer.explain`` (what a visitor waits for), the
 speed-up, and the mean deletion / insertion AUC (:mod:`gauntlet.explain.faithfulness`)
 of both, over the images both were run on. ``--memory N`` then explains N
-images in a row with the three fast explainers and reports the growth of the
+images in a row with their fast explainers and reports the growth of the
 process's resident memory. Runs on 2 CPU threads, like the app's host.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from gauntlet.detector import Detector
-from gauntlet.explain import REGISTRY, Explainer, Explanation
+from gauntlet.explain import FAST, FULL, METHODS, Explainer, Explanation, default_methods, explainer_factory
 from gauntlet.explain.fast_cam import DEFAULT_K
 from gauntlet.explain.fast_lime import DEFAULT_SEGMENTS, DEFAULT_SAMPLES
 from gauntlet.explain.faithfulness import DEFAULT_STEPS, explanation_faithfulness
@@ -36,12 +36,10 @@ from gauntlet.images import load_image
 from gauntlet.service import default_bundled_model
 from gauntlet.settings import get_settings
 
-METHODS = ("score_cam", "ablation_cam", "lime")
-
 
 def default_checkpoint() -> str:
     """The model the app shows first (:func:`gauntlet.service.default_bundled_model`)."""
-    name = default_bundled_model()
+    name = default_bundled_model(get_settings().checkpoints_dir)
     if name is None:
         raise SystemExit("No bundled checkpoint: pass --checkpoint (a folder or hf://owner/name).")
     return name
@@ -75,16 +73,15 @@ def timed(explainer: Explainer, image: Image.Image) -> tuple[Explanation, float,
 
 def fast_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Constructor arguments of the fast explainers, from the command line."""
-    return {"score_cam": {"k": args.k}, "ablation_cam": {},
-            "lime": {"num_samples": args.samples, "n_segments": args.segments}}
+    return {"score_cam": {"k": args.k}, "lime": {"num_samples": args.samples, "n_segments": args.segments}}
 
 
 def measure_method(detector: Detector, method: str, images: list[tuple[str, Image.Image]], full_images: int,
                    options: dict[str, Any], steps: int) -> tuple[dict[str, Any], list[float]]:
     """One method, both variants: latencies, faithfulness, and the fast time per image."""
     runs: dict[str, list[tuple[float, ...]]] = {"fast": [], "full": []}
-    with REGISTRY[(method, "fast")](detector, "last", **options) as fast, \
-            REGISTRY[(method, "full")](detector, "last") as full:
+    with explainer_factory(method, FAST)(detector, "last", **options) as fast, \
+            explainer_factory(method, FULL)(detector, "last") as full:
         timed(fast, images[0][1])  # warm-up: first-call allocations are not what a visitor waits for
         for index, (name, image) in enumerate(images):
             for variant, explainer in (("fast", fast), ("full", full)):
@@ -111,10 +108,10 @@ def measure_method(detector: Detector, method: str, images: list[tuple[str, Imag
     return result, [r[0] for r in runs["fast"]]
 
 
-def measure_memory(detector: Detector, images: list[tuple[str, Image.Image]], count: int,
+def measure_memory(detector: Detector, images: list[tuple[str, Image.Image]], count: int, methods: list[str],
                    options: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """Explain ``count`` images in a row with the three fast explainers; RSS after a warm-up and at the end."""
-    explainers = [REGISTRY[(method, "fast")](detector, "last", **options[method]) for method in METHODS]
+    """Explain ``count`` images in a row with the fast explainers; RSS after a warm-up and at the end."""
+    explainers = [explainer_factory(method, FAST)(detector, "last", **options.get(method, {})) for method in methods]
     warmup, start = min(10, count // 2), 0.0
     for index in range(count):
         if index == warmup:
@@ -154,7 +151,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--segments", type=int, default=DEFAULT_SEGMENTS, help="fast LIME: SLIC superpixels (about)")
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="fast LIME: perturbed samples")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="deletion/insertion steps")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=default_methods(), choices=list(METHODS),
+                        help="default: the methods the app runs by default (gauntlet.explain.methods)")
     parser.add_argument("--memory", type=int, default=0, help="then explain N images in a row and report RSS")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None, help="write the results here")
@@ -164,7 +162,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     checkpoint = args.checkpoint or default_checkpoint()
-    detector = Detector.from_source(checkpoint)
+    detector = Detector.from_source(checkpoint, get_settings().checkpoints_dir)
     images = rvaa_test_images(args.images)
     full_images = len(images) if args.full_images is None else min(args.full_images, len(images))
     options = fast_options(args)
@@ -176,13 +174,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     for method in args.methods:
         print(f"{method}:", flush=True)
         result["methods"][method], times = measure_method(detector, method, images, full_images,
-                                                          options[method], args.steps)
+                                                          options.get(method, {}), args.steps)
         fast_times.append(times)
-    result.update(result["methods"])
     result["load_average_at_end"] = os.getloadavg()[0]
     result["all_fast_s"] = statistics.median(map(sum, zip(*fast_times)))
     if args.memory:
-        result["memory"] = measure_memory(detector, images, args.memory, options)
+        result["memory"] = measure_memory(detector, images, args.memory, args.methods, options)
     print(markdown_table(result))
     if "memory" in result:
         print(f"Memory: {result['memory']}")

@@ -34,12 +34,13 @@ from PIL import Image
 from benchmarks.server import AppServer, rss_bytes
 from gauntlet.checkpoint import CheckpointConfig, save_checkpoint
 from gauntlet.models import build_model, get_architecture
-from gauntlet.service import DEFAULT_METHODS, default_bundled_model
+from gauntlet.explain import default_methods
+from gauntlet.service import default_bundled_model
 from gauntlet.settings import get_settings
 
 REQUEST_TIMEOUT_S = 120.0
 DEFAULT_RAMP_UP_S = 10.0  # visitors arrive over this many seconds (run() and the command line alike)
-FAST_METHODS = list(DEFAULT_METHODS)
+FAST_METHODS = default_methods()
 
 
 @dataclass

@@ -29,7 +29,8 @@ from PIL import Image
 
 from benchmarks.load import pick_model
 from benchmarks.server import rss_bytes
-from gauntlet.service import DEFAULT_METHODS, ModelCatalog
+from gauntlet.explain import default_methods
+from gauntlet.service import ModelCatalog
 
 WARM_UP = 10
 
@@ -74,7 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--random", metavar="ARCHITECTURE", help="use a random-weight model of this architecture")
-    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
+    parser.add_argument("--methods", default=",".join(default_methods()))
     parser.add_argument("--variant", default="fast", choices=["fast", "full"])
     parser.add_argument("--json", type=Path, help="write the result (with RSS after every image) here")
     args = parser.parse_args()

@@ -27,6 +27,7 @@ from PIL import Image  # noqa: E402
 
 from gauntlet.checkpoint import bundled_names  # noqa: E402
 from gauntlet.detector import Detector  # noqa: E402
+from gauntlet.settings import get_settings  # noqa: E402
 
 
 def median_ms(detector: Detector, image: Image.Image, repeats: int, warmup: int = 3) -> float:
@@ -53,12 +54,13 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     image = Image.fromarray(np.random.RandomState(0).randint(0, 255, (300, 400, 3), dtype=np.uint8))
-    names = args.checkpoints or bundled_names()
+    checkpoints_dir = get_settings().checkpoints_dir
+    names = args.checkpoints or bundled_names(checkpoints_dir)
     result = {"threads": args.threads, "repeats": args.repeats,
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
               "load_average": round(os.getloadavg()[0], 2),
               "command": shlex.join(["python", "benchmarks/predict_latency.py", *sys.argv[1:]]),
-              "median_ms": {name: round(median_ms(Detector.from_source(name), image, args.repeats), 2) for name in names}}
+              "median_ms": {name: round(median_ms(Detector.from_source(name, checkpoints_dir), image, args.repeats), 2) for name in names}}
     for name, ms in result["median_ms"].items():
         print(f"{name:30s} {ms:8.1f} ms")
     if args.json:

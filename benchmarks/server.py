@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path("/usr/bin/chromium")  # for the browser tests and scripts/readme_screenshot.py
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
@@ -28,15 +28,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_for_status(job, *names: str, timeout: float = 60.0) -> None:
-    """Wait until a ``gradio_client`` job reports one of the statuses ``names`` (e.g. "IN_QUEUE")."""
-    deadline = time.monotonic() + timeout
-    while job.status().code.name not in names:
-        if job.done() or time.monotonic() > deadline:
-            raise AssertionError(f"the job never reached {names}: it is {job.status().code.name}")
-        time.sleep(0.05)
 
 
 def rss_bytes(pid: int) -> int:

@@ -25,8 +25,9 @@ from urllib.parse import urlparse
 
 from safetensors.torch import load_file, save_file
 
+from .errors import UserError
 from .models import Classifier, build_model, get_architecture
-from .settings import get_settings
+from .settings import BUNDLED_CHECKPOINTS
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,25 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint could not be found, downloaded or read; the message says which and why."""
+
+
+# Each config field's group in config.json, by role (as timm's pretrained config groups its own). A new field is one
+# row here; put it in a VERDICT_GROUPS group when it changes verdicts (caches of verdicts then follow it).
+FIELD_GROUPS = {
+    "architecture": "model", "input_size": "model", "target_layers": "model",
+    "mean": "preprocessing", "std": "preprocessing", "resize": "preprocessing",
+    "labels": "labels",
+    "test_time_flip": "verdict", "calibration": "verdict",
+    "name": "provenance", "display_name": "provenance", "description": "provenance", "trained_on": "provenance",
+    "datasets": "provenance", "recipe": "provenance", "default_rank": "provenance", "command": "provenance",
+    "lineage": "provenance",
+    "metrics": "metrics",
+    "hub_repo": "hub", "hub_revision": "hub",
+}
+GROUPS = tuple(dict.fromkeys(FIELD_GROUPS.values()))
+VERDICT_GROUPS = ("model", "preprocessing", "labels", "verdict")
 
 
 @dataclass
@@ -52,11 +70,13 @@ class CheckpointConfig:
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     resize: str = "pad_square"
     target_layers: dict[str, list[str]] = field(default_factory=dict)
-    default_target: str = "last"
     name: str = ""
     display_name: str = ""
     description: str = ""
-    trained_on: str = ""
+    trained_on: str = ""  # the training data in a sentence, for people
+    datasets: list[str] = field(default_factory=list)  # what it learned from, for programs: e.g. ["mixed"]
+    recipe: dict[str, Any] = field(default_factory=dict)  # how: the training options, as data (training.train/soup)
+    default_rank: int | None = None  # place in the model selector, lowest first (the app's default); None: after
     metrics: dict[str, Any] = field(default_factory=dict)
     command: str = ""
     lineage: list[str] = field(default_factory=list)  # commands behind the ``--init`` weights, oldest first
@@ -67,8 +87,23 @@ class CheckpointConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CheckpointConfig":
-        known = {f for f in cls.__dataclass_fields__}
+        """From ``config.json``: grouped (as :meth:`to_dict` writes it) or flat (older checkpoints)."""
+        if isinstance(data.get("model"), dict):  # grouped; a flat config has no "model" key
+            data = {name: value for group in GROUPS for name, value in (data.get(group) or {}).items()}
+        known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Fields grouped by role (see :data:`FIELD_GROUPS`), as ``config.json`` holds them."""
+        grouped: dict[str, dict[str, Any]] = {group: {} for group in GROUPS}
+        for name, value in asdict(self).items():
+            grouped[FIELD_GROUPS[name]][name] = value
+        return grouped
+
+    def verdict_part(self) -> dict[str, Any]:
+        """The fields that change what the model answers (caches of verdicts must key on them)."""
+        grouped = self.to_dict()
+        return {group: grouped[group] for group in VERDICT_GROUPS}
 
     def __post_init__(self) -> None:
         if not self.target_layers:
@@ -100,7 +135,7 @@ def save_checkpoint(model: Classifier, config: CheckpointConfig, folder: str | o
 
 def write_config(config: CheckpointConfig, folder: str | os.PathLike) -> None:
     """Write a checkpoint folder's ``config.json`` (the weights stay as they are)."""
-    (Path(folder) / CONFIG_NAME).write_text(json.dumps(asdict(config), indent=2) + "\n")
+    (Path(folder) / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
 
 def read_config(folder: str | os.PathLike) -> CheckpointConfig:
@@ -162,9 +197,9 @@ def hub_download(repo_id: str, filename: str, revision: str | None, offline: boo
                                 cache_dir=os.environ.get("HF_HUB_CACHE") or None, etag_timeout=5))
 
 
-def download_from_hub(repo_id: str, revision: str | None = None) -> Path:
-    """Fetch a checkpoint from the Hub, or from its local cache when offline or unreachable."""
-    offline = get_settings().hub_offline or not hub_reachable(hub_endpoint())
+def download_from_hub(repo_id: str, revision: str | None = None, offline: bool = False) -> Path:
+    """Fetch a checkpoint from the Hub, or from its local cache when ``offline`` or the Hub is unreachable."""
+    offline = offline or not hub_reachable(hub_endpoint())
     try:
         config_path = hub_download(repo_id, CONFIG_NAME, revision, offline)
         hub_download(repo_id, WEIGHTS_NAME, revision, offline)
@@ -174,34 +209,34 @@ def download_from_hub(repo_id: str, revision: str | None = None) -> Path:
     return Path(config_path).parent
 
 
-def bundled_names(checkpoints_dir: Path | None = None) -> list[str]:
-    """Names of the checkpoints bundled in this repository (folders with a config.json)."""
-    root = checkpoints_dir or get_settings().checkpoints_dir
-    if not root.is_dir():
+def bundled_names(checkpoints_dir: Path = BUNDLED_CHECKPOINTS) -> list[str]:
+    """Names of the checkpoints in a checkpoints folder (its subfolders with a config.json)."""
+    if not checkpoints_dir.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / CONFIG_NAME).is_file())
+    return sorted(p.name for p in checkpoints_dir.iterdir() if (p / CONFIG_NAME).is_file())
 
 
-def resolve_checkpoint(source: str) -> Path:
-    """Turn any accepted source (bundled name, folder, ``hf://``) into a local folder."""
+def resolve_checkpoint(source: str, checkpoints_dir: Path = BUNDLED_CHECKPOINTS, hub_offline: bool = False) -> Path:
+    """Turn any accepted source (a name in ``checkpoints_dir``, a folder, ``hf://``) into a local folder."""
     if source.startswith(HUB_PREFIX):
-        return download_from_hub(*parse_hub_source(source))
-    bundled = get_settings().checkpoints_dir / source
+        return download_from_hub(*parse_hub_source(source), offline=hub_offline)
+    bundled = checkpoints_dir / source
     if "/" not in source and (bundled / CONFIG_NAME).is_file():
         return bundled
     folder = Path(source)
     if (folder / CONFIG_NAME).is_file():
         return folder
-    known = ", ".join(bundled_names()) or "none"
+    known = ", ".join(bundled_names(checkpoints_dir)) or "none"
     raise CheckpointError(f"No checkpoint {source!r}: not a bundled name (bundled: {known}), folder or hf:// source.")
 
 
-def load_checkpoint(source: str) -> Checkpoint:
-    """Load a checkpoint from a bundled name, a folder or ``hf://owner/name[@revision]``."""
-    return load_folder(resolve_checkpoint(source), source=source)
+def load_checkpoint(source: str, checkpoints_dir: Path = BUNDLED_CHECKPOINTS, hub_offline: bool = False) -> Checkpoint:
+    """Load a checkpoint from a name in ``checkpoints_dir``, a folder or ``hf://owner/name[@revision]``."""
+    return load_folder(resolve_checkpoint(source, checkpoints_dir, hub_offline), source=source)
 
 
-def load_preferring_hub(bundled_name: str, checkpoints_dir: Path | None = None) -> Checkpoint:
+def load_preferring_hub(bundled_name: str, checkpoints_dir: Path = BUNDLED_CHECKPOINTS,
+                        hub_offline: bool = False) -> Checkpoint:
     """Load a bundled checkpoint's Hub version when reachable, else the bundled copy.
 
     The bundled ``config.json`` names the production Hub repository and the
@@ -209,11 +244,11 @@ def load_preferring_hub(bundled_name: str, checkpoints_dir: Path | None = None) 
     Hub is logged as one line and the bundled weights are used, so the app
     always starts, also offline.
     """
-    folder = (checkpoints_dir or get_settings().checkpoints_dir) / bundled_name
+    folder = checkpoints_dir / bundled_name
     config = read_config(folder)
     if config.hub_repo:
         try:
-            hub_folder = download_from_hub(config.hub_repo, config.hub_revision or None)
+            hub_folder = download_from_hub(config.hub_repo, config.hub_revision or None, hub_offline)
             return load_folder(hub_folder, source=f"{HUB_PREFIX}{config.hub_repo}@{config.hub_revision or 'main'}")
         except CheckpointError as err:
             log.warning("%s; using the bundled checkpoint %r instead.", err, bundled_name)

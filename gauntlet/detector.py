@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -9,6 +10,7 @@ from PIL import Image
 
 from .calibration import NOT_SURE, Calibration
 from .checkpoint import Checkpoint, load_checkpoint
+from .settings import BUNDLED_CHECKPOINTS
 
 FAKE_INDEX = 1
 
@@ -66,8 +68,8 @@ class Detector:
         self._std = torch.tensor(self.config.std).view(1, 3, 1, 1)
 
     @classmethod
-    def from_source(cls, source: str) -> "Detector":
-        return cls(load_checkpoint(source))
+    def from_source(cls, source: str, checkpoints_dir: Path = BUNDLED_CHECKPOINTS) -> "Detector":
+        return cls(load_checkpoint(source, checkpoints_dir))
 
     @property
     def input_size(self) -> int:
@@ -79,16 +81,16 @@ class Detector:
         return image, (0, 0, *image.size)
 
     def to_tensor(self, images: list[Image.Image] | np.ndarray) -> torch.Tensor:
-        """Resize square RGB images (PIL or uint8 NHWC array) and normalise them into a batch."""
-        size = self.input_size
+        """Resize square RGB images (PIL or uint8 NHWC array) and normalise them into a batch.
+
+        Arrays (LIME's perturbed copies) go through the same bicubic PIL resize as the image behind the
+        verdict (and as training.data's arrays), so every path scores exactly the pixels the model was given.
+        """
         if isinstance(images, np.ndarray):
-            batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
-            if batch.shape[-1] != size or batch.shape[-2] != size:
-                batch = torch.nn.functional.interpolate(batch, size=(size, size), mode="bilinear",
-                                                        antialias=True, align_corners=False)
-        else:
-            arrays = [np.asarray(im.resize((size, size), Image.BICUBIC), dtype=np.uint8) for im in images]
-            batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
+            images = [Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)) for array in images]
+        size = self.input_size
+        arrays = [np.asarray(im.resize((size, size), Image.BICUBIC), dtype=np.uint8) for im in images]
+        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
         return (batch - self._mean) / self._std
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:

@@ -23,6 +23,8 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import UserError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -50,7 +52,7 @@ _KNOWN_NOT_IMAGES = (
 _FTYP_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"mif1": "HEIF", b"avif": "AVIF"}
 
 
-class ImageError(ValueError):
+class ImageError(UserError):
     """A user-facing problem with an uploaded image; ``str(err)`` is the message."""
 
 

@@ -22,6 +22,7 @@ BENCHMARK_TITLES = {  # benchmark names of training.data, as people read them
     "mixed_test": "MIXED test", "mixed_test_dedup": "MIXED test without those near-duplicates",
     "faces": "faces", "photos_mixed": "photos_mixed", "test": "test split",
     "generators_real_photos_test": "generators + real_photos test splits"}
+DETAILS_HEADING = "## Checkpoints"  # after the card's summary: one section per checkpoint
 IMAGE_LINE = re.compile(r"^!\[(?P<caption>[^\]]*)\]\((?P<path>[^)\s]+)\)\s*$")
 
 
@@ -38,6 +39,12 @@ def load_model_card(path: Path = CARD_PATH) -> tuple[str, list[tuple[str, str]]]
         else:
             text.append(line)
     return "\n".join(text), charts
+
+
+def split_summary(card_markdown: str) -> tuple[str, str]:
+    """(the card's opening and summary, the per-checkpoint detail and the rest), split at :data:`DETAILS_HEADING`."""
+    head, found, rest = card_markdown.partition(f"\n{DETAILS_HEADING}\n")
+    return (head, found.lstrip("\n") + rest) if found else (card_markdown, "")
 
 
 def unseen_accuracy(path: Path = DOCS_DIR / CROSS_EVAL) -> dict[str, dict[str, tuple[float, int]]]:

@@ -166,7 +166,6 @@ class Architecture:
     build: Callable[..., Classifier]
     default_input_size: int
     target_layers: dict[str, list[str]] = field(default_factory=dict)
-    pretrained_available: bool = False
     fixed_input_size: bool = False  # True when the head's shape depends on the input side (no global pooling)
 
 
@@ -184,13 +183,11 @@ ARCHITECTURES: dict[str, Architecture] = {
         "efficientnet_lite0", build_efficientnet_lite0, 224,
         {"last": ["features.head_conv"],
          "last3": ["features.stages.2", "features.stages.4", "features.head_conv"]},
-        pretrained_available=True,
     ),
     "efficientnet_lite2": Architecture(
         "efficientnet_lite2", build_efficientnet_lite2, 260,
         {"last": ["features.head_conv"],
          "last3": ["features.stages.2", "features.stages.4", "features.head_conv"]},
-        pretrained_available=True,
     ),
 }
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .checkpoint import CheckpointConfig
 from .detector import Prediction
-from .explain import METHOD_TITLES, REGISTRY, Explanation
+from .explain import METHODS, Explanation, method_title
 from .explain.faithfulness import Faithfulness
 from .model_card import BENCHMARK_TITLES
 from .stats import accuracy_interval, interval_text
@@ -62,23 +62,20 @@ def _interval(accuracy: float, n: int) -> str:
 
 def method_caption(explanation: Explanation) -> str:
     """Short caption for a gallery tile (it must fit under the picture): method, variant, time taken."""
-    title = METHOD_TITLES.get(explanation.method, explanation.method)
-    return f"{title} ({explanation.variant}) · {explanation.seconds:.1f} s"
+    return f"{method_title(explanation.method)} ({explanation.variant}) · {explanation.seconds:.1f} s"
 
 
-def method_description(method: str) -> str:
-    """What the method does and what its colours mean (from the explainer class's caption)."""
-    factory = REGISTRY.get((method, "full"))
-    return getattr(factory, "caption", "") if factory else ""
+def method_description(method: str, variant: str) -> str:
+    """What this variant of the method does and what its colours mean (the registry's caption)."""
+    return METHODS[method].caption(variant) if method in METHODS else ""
 
 
 def explanation_notes(explanations: list[Explanation], faithfulness: list[Faithfulness] | None = None) -> str:
     """Markdown under the gallery: one paragraph per method with its timing (and faithfulness), then the legend."""
     lines = []
     for index, explanation in enumerate(explanations):
-        title = METHOD_TITLES.get(explanation.method, explanation.method)
-        line = (f"- **{title}** ({explanation.variant}, {explanation.seconds:.2f} s, explains "
-                f"{explanation.target_label}): {method_description(explanation.method)}")
+        line = (f"- **{method_title(explanation.method)}** ({explanation.variant}, {explanation.seconds:.2f} s, "
+                f"explains {explanation.target_label}): {method_description(explanation.method, explanation.variant)}")
         if faithfulness and index < len(faithfulness):
             line += " " + faithfulness_sentence(explanation, faithfulness[index])
         lines.append(line)

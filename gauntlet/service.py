@@ -17,17 +17,17 @@ from PIL import Image
 
 from .checkpoint import CheckpointConfig, bundled_names, load_checkpoint, load_preferring_hub, read_config
 from .detector import Detector, Prediction
-from .explain import METHOD_TITLES, Explanation, ExplainerSet, ProgressFn, available_variants
+from .errors import UserError
+from .explain import Explanation, ExplainerSet, ProgressFn, available_variants, default_methods, method_title
+from .explain.base import ExplanationTimeout
 from .explain.faithfulness import Faithfulness, explanation_faithfulness
-from .images import load_image
+from .images import DEFAULT_MAX_PIXELS, load_image
 from .model_card import unseen_accuracy
 from .present import track_record
-from .training_sets import training_sources
 from .render import overlay
-from .settings import get_settings
+from .settings import BUNDLED_CHECKPOINTS, Settings
 
 log = logging.getLogger(__name__)
-DEFAULT_METHODS = ("score_cam", "ablation_cam", "lime")
 
 
 @dataclass
@@ -54,57 +54,52 @@ class Analysis:
     faithfulness: list[Faithfulness] = field(default_factory=list)  # one per explanation, when measured
 
 
-def training_data(trained_on: str) -> str:
-    """The data a checkpoint learned from, for the model selector: "rvaa: 670 training and ..." -> "RVAA".
-
-    Weight averages name each data set once (see :func:`gauntlet.training_sets.training_sources`).
-    Other text: what comes before its first colon.
-    """
-    sources = dict.fromkeys(source.upper() for source in training_sources(trained_on))
-    return " + ".join(sources) if sources else trained_on.split(":")[0].strip().upper()
+def selector_label(config: CheckpointConfig) -> str:
+    """A model's name in the selector, with the collections it learned from (its config's ``datasets``)."""
+    data = " + ".join(name.upper() for name in config.datasets)
+    return f"{config.title} — trained on {data}" if data else config.title
 
 
 def default_model_order(configs: dict[str, CheckpointConfig]) -> list[str]:
-    """Bundled checkpoints, best general-purpose first: MIXED, then RVAA, then the rest; pretrained before baseline."""
-    rank = {"mixed": 0, "rvaa": 1}
-
-    def key(name: str) -> tuple[int, bool, str]:
-        data = min((r for k, r in rank.items() if k in name), default=2)
-        return data, configs[name].architecture == "baseline_cnn", name
-
-    return sorted(configs, key=key)
+    """Bundled checkpoints by their config's ``default_rank`` (lowest first: the app's default), unranked last."""
+    return sorted(configs, key=lambda name: (configs[name].default_rank is None, configs[name].default_rank or 0, name))
 
 
-def default_bundled_model(checkpoints_dir: Path | None = None) -> str | None:
+def default_bundled_model(checkpoints_dir: Path = BUNDLED_CHECKPOINTS) -> str | None:
     """The bundled checkpoint the app shows first (None when there is none): what benchmarks measure."""
-    root = checkpoints_dir or get_settings().checkpoints_dir
-    configs = {name: read_config(root / name) for name in bundled_names(root)}
+    configs = {name: read_config(checkpoints_dir / name) for name in bundled_names(checkpoints_dir)}
     return default_model_order(configs)[0] if configs else None
 
 
 class ModelCatalog:
     """Lazily loaded detectors and explainer sets, shared by all sessions (thread-safe)."""
 
-    def __init__(self, extra_sources: tuple[str, ...] | None = None, checkpoints_dir: Path | None = None,
-                 unseen: dict[str, dict[str, tuple[float, int]]] | None = None) -> None:
-        settings = get_settings()
-        self.checkpoints_dir = checkpoints_dir or settings.checkpoints_dir
+    def __init__(self, extra_sources: tuple[str, ...] = (), checkpoints_dir: Path = BUNDLED_CHECKPOINTS,
+                 unseen: dict[str, dict[str, tuple[float, int]]] | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 explain_timeout_s: float | None = None, hub_offline: bool = False) -> None:
+        """``unseen``: per bundled name, its accuracy on never-trained-on collections (the track record under
+        each verdict; see :func:`gauntlet.model_card.unseen_accuracy`); ``max_pixels``: the upload limit;
+        ``explain_timeout_s``: when an explanation is stopped (None: never)."""
+        self.checkpoints_dir = checkpoints_dir
+        self.max_pixels, self.explain_timeout_s, self.hub_offline = max_pixels, explain_timeout_s, hub_offline
         self.entries: dict[str, ModelEntry] = {}
         configs = {name: read_config(self.checkpoints_dir / name) for name in bundled_names(self.checkpoints_dir)}
         for name in default_model_order(configs):
-            config = configs[name]
-            data = training_data(config.trained_on)
-            label = f"{config.title} — trained on {data}" if data else config.title
-            self.entries[name] = ModelEntry(name, label, name, True, config)
-        for source in extra_sources if extra_sources is not None else settings.default_models:
+            self.entries[name] = ModelEntry(name, selector_label(configs[name]), name, True, configs[name])
+        for source in extra_sources:
             self.entries[source] = ModelEntry(source, source, source, False)
-        # per bundled name, for the track record under each verdict; the stored cross-dataset results describe
-        # the configured checkpoints folder, so a catalog over another folder only has what it is given
-        self.unseen = unseen if unseen is not None else unseen_accuracy() if checkpoints_dir is None else {}
+        self.unseen = unseen or {}
         self._detectors: dict[str, Detector] = {}
         self._explainers: dict[str, ExplainerSet] = {}
         self._lock = threading.Lock()
         self._model_locks: dict[str, threading.Lock] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ModelCatalog":
+        """The app's catalogue: the configured folder and extra models, limits, and the stored cross-dataset
+        results (they describe the bundled checkpoints)."""
+        return cls(settings.default_models, settings.checkpoints_dir, unseen_accuracy(), settings.max_pixels,
+                   settings.explain_timeout_s, settings.hub_offline)
 
     def choices(self) -> list[tuple[str, str]]:
         """(label, key) pairs for a model selector."""
@@ -120,11 +115,11 @@ class ModelCatalog:
             if key not in self._detectors:
                 entry = self.entries.get(key)
                 if entry is None:
-                    raise KeyError(f"Unknown model {key!r}.")
+                    raise UserError(f"Unknown model {key!r}.")
                 if entry.bundled:
-                    checkpoint = load_preferring_hub(entry.source, self.checkpoints_dir)
+                    checkpoint = load_preferring_hub(entry.source, self.checkpoints_dir, self.hub_offline)
                 else:
-                    checkpoint = load_checkpoint(entry.source)
+                    checkpoint = load_checkpoint(entry.source, self.checkpoints_dir, self.hub_offline)
                 self._detectors[key] = Detector(checkpoint)
                 # Explanations attach hooks and swap layers: they get their own copy of the network,
                 # so verdicts for other visitors never wait for them or see their hooks.
@@ -138,7 +133,7 @@ class ModelCatalog:
 
     def predict(self, source, key: str) -> Analysis:
         """Load an upload safely and classify it (no explanations: milliseconds)."""
-        image = load_image(source, max_pixels=get_settings().max_pixels)
+        image = load_image(source, max_pixels=self.max_pixels)
         detector = self.detector(key)
         return Analysis(image=image, prediction=detector.predict(image), model_label=self.entries[key].label,
                         track_record=track_record(detector.config, self.unseen.get(key)))
@@ -155,27 +150,31 @@ class ModelCatalog:
         for index, method in enumerate(methods):
             chosen = variant if variant in available_variants(method) else "full"
             if progress:
-                progress(index / max(len(methods), 1), f"{METHOD_TITLES[method]} ({chosen})")
+                progress(index / max(len(methods), 1), f"{method_title(method)} ({chosen})")
             with self._lock_for(key):
                 explainers = self.explainers(key)
                 explanation = explainers.get(method, chosen, layers).explain(
-                    image, target=analysis.prediction.predicted_index, time_limit_s=get_settings().explain_timeout_s)
+                    image, target=analysis.prediction.predicted_index, time_limit_s=self.explain_timeout_s)
                 if faithfulness:
                     analysis.faithfulness.append(explanation_faithfulness(explainers.detector, explanation))
             analysis.explanations.append(explanation)
             analysis.overlays.append(overlay(explanation.image, explanation.heatmap))
         return analysis
 
-    def warm_up(self, key: str | None = None, methods: tuple[str, ...] = DEFAULT_METHODS) -> None:
+    def warm_up(self, key: str | None = None, methods: list[str] | None = None) -> None:
         """Load a model (the default one) and run a verdict and its fast explanations on a blank image.
 
         Called before the app starts serving, so the first visitors after a restart do not wait
         for the checkpoint to load or for the first-call allocations of each explainer.
         """
         key = key or self.default_key
-        if key is not None:
-            self.analyse(Image.new("RGB", (64, 64), (128, 128, 128)), key, list(methods))
+        if key is None:
+            return
+        try:
+            self.analyse(Image.new("RGB", (64, 64), (128, 128, 128)), key, methods or default_methods())
             log.info("Warmed up model %s", key)
+        except ExplanationTimeout:  # a busy host: the app still starts, and the model is loaded
+            log.warning("Warm-up of model %s stopped at the explanation time limit", key)
 
     def _lock_for(self, key: str) -> threading.Lock:
         """Explainers hold hooks on their model copy: one explanation per model at a time."""

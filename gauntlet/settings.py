@@ -1,8 +1,10 @@
 """Every setting GAUNTLET reads from the environment, in one place.
 
-The app, the training scripts and the benchmarks all call :func:`get_settings`
-instead of reading ``os.environ`` themselves, so a deployment is configured by
-environment variables alone (a Hugging Face Space sets them in its settings).
+Only entry points call :func:`get_settings` (``app.launch`` and the command-line
+``main`` functions) and pass the values down: the library (``gauntlet/``) takes
+folders, limits and flags as parameters and never reads the environment, so a
+deployment is configured by environment variables alone (a Hugging Face Space
+sets them in its settings) and a test or a script can use the library with any values.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPACE_STORAGE = Path("/data")  # a Hugging Face Space's persistent storage, mounted there when enabled
+BUNDLED_CHECKPOINTS = REPO_ROOT / "checkpoints"  # what the library uses unless given another folder
 
 
 def _env_int(name: str, default: int) -> int:
@@ -73,14 +76,14 @@ class Settings:
 
 
 def get_settings() -> Settings:
-    """Read the settings from the environment (cheap; call it where needed)."""
+    """Read the settings from the environment (entry points only; see the module docstring)."""
     kept = persistent_dir(SPACE_STORAGE)
     models = os.environ.get("GAUNTLET_MODELS", "").strip()
     return Settings(
         host=os.environ.get("GAUNTLET_HOST") or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
         port=_env_int("GAUNTLET_PORT", _env_int("GRADIO_SERVER_PORT", _env_int("PORT", 7860))),
         data_dir=_default_data_dir(),
-        checkpoints_dir=Path(os.environ.get("GAUNTLET_CHECKPOINTS_DIR", REPO_ROOT / "checkpoints")),
+        checkpoints_dir=Path(os.environ.get("GAUNTLET_CHECKPOINTS_DIR", BUNDLED_CHECKPOINTS)),
         quiz_dir=Path(os.environ.get("GAUNTLET_QUIZ_DIR", REPO_ROOT / "quiz_data")),
         cache_dir=Path(os.environ.get("GAUNTLET_CACHE_DIR", kept / "cache")),
         classroom_db=Path(os.environ.get("GAUNTLET_CLASSROOM_DB", kept / "classroom.sqlite3")),

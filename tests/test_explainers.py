@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 from torch import nn
 
 from conftest import TINY_SIZES
-from gauntlet.explain import METHOD_TITLES, available_variants, build_explainer, display_size
+from gauntlet.explain import METHODS, Explanation, available_variants, build_explainer, display_size
+from gauntlet.present import explanation_notes
 
 # Full Score-CAM, Ablation-CAM and LIME make one forward pass per channel or sample: thousands on ResNet-50.
 EXPENSIVE = {("score_cam", "full"), ("ablation_cam", "full"), ("lime", "full")}
@@ -17,7 +20,7 @@ SLOW_FAST = {("ablation_cam", "resnet50", "last3")}
 def cases():
     for arch in TINY_SIZES:  # one tiny random-weight detector per kind of network (Lite2 = Lite0's modules, deeper)
         for layers in ("last", "last3"):
-            for method in METHOD_TITLES:
+            for method in METHODS:
                 if method == "lime" and layers != "last":
                     continue  # LIME perturbs the input: it has no layers to choose
                 for variant in ("fast", "full"):
@@ -52,5 +55,19 @@ def test_explainer_contract(tiny_detectors, rgb_image, method, variant, arch, la
 
 
 def test_every_method_has_a_fast_and_a_full_variant():
-    for method in METHOD_TITLES:
+    for method in METHODS:
         assert available_variants(method) == ["fast", "full"]
+
+
+def test_each_variant_is_described_by_its_own_caption():
+    fast = Explanation("score_cam", "fast", np.zeros((4, 4), np.float32), Image.new("RGB", (4, 4)), 1, "FAKE", 0.1)
+    full = Explanation("score_cam", "full", np.zeros((4, 4), np.float32), Image.new("RGB", (4, 4)), 1, "FAKE", 9.0)
+    assert "most active feature maps" in explanation_notes([fast])
+    assert "most active feature maps" not in explanation_notes([full])
+
+
+def test_perturbed_arrays_go_through_the_verdicts_resize(tiny_detectors):
+    """LIME scores uint8 arrays: they must be resized exactly as the image behind the verdict is."""
+    detector = tiny_detectors["efficientnet_lite0"]
+    square = np.random.RandomState(1).randint(0, 255, (100, 100, 3), dtype=np.uint8)
+    torch.testing.assert_close(detector.to_tensor(square[None]), detector.to_tensor([Image.fromarray(square)]))

@@ -62,9 +62,9 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def checkpoints_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bundled")
-    make_checkpoint(root / "tiny-rvaa", "baseline_cnn", seed=1, trained_on="rvaa: 10 training and 2 validation images")
+    make_checkpoint(root / "tiny-rvaa", "baseline_cnn", seed=1, datasets=["rvaa"], default_rank=0)
     make_checkpoint(root / "tiny-generators", "baseline_cnn", seed=2,
-                    trained_on="generators: 8 training and 2 validation images",
+                    datasets=["generators"], default_rank=1,
                     calibration={"temperature": 2.0, "not_sure": [0.45, 0.55]})
     return root
 
@@ -160,18 +160,14 @@ def test_the_registry_names_its_jpeg_quality():
     assert "jpeg_q70" in seventy and np.array_equal(np.asarray(seventy["jpeg_q70"](image)), np.asarray(jpeg(image, 70)))
 
 
-def test_trained_collections_read_structured_fields_then_prose_then_metrics():
-    soup = CheckpointConfig("baseline_cnn", 32, trained_on="greedy soup of 2; each: mixed: 10 training and 2 val")
-    assert trained_collections(soup) == {"mixed", "rvaa", "cifake"}
-    by_metrics = CheckpointConfig("baseline_cnn", 32, metrics={"validation": {}, "rvaa_test_dedup": {},
-                                                                "test_time_flip": {}})
-    assert trained_collections(by_metrics) == {"rvaa"}
-    structured = CheckpointConfig("baseline_cnn", 32, trained_on="rvaa: 10 training and 2 validation images")
-    structured.datasets = [{"name": "generators", "weight": 1.0}, "/data/real_photos/", "RVAA"]
+def test_trained_collections_read_the_structured_datasets_field():
+    mixed = CheckpointConfig("baseline_cnn", 32, datasets=["mixed"])
+    assert trained_collections(mixed) == {"mixed", "rvaa", "cifake"}
+    structured = CheckpointConfig("baseline_cnn", 32, trained_on="rvaa: 10 training and 2 validation images",
+                                  datasets=["generators", "/data/real_photos/", "RVAA"])
     assert trained_collections(structured) == {"generators", "real_photos", "rvaa"}
-    structured.datasets = {"generators": 0.5, "cifake": 0.5}
-    assert trained_collections(structured) == {"generators", "cifake"}
     assert never_trained_on(structured, {"faces"}) and not never_trained_on(structured, {"real_photos", "cifake"})
+    assert trained_collections(CheckpointConfig("baseline_cnn", 32, trained_on="rvaa: 10 training")) == set()
 
 
 def test_evaluation_applies_the_transform(data_dir, checkpoints_dir):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from gauntlet.model_card import load_model_card
+from gauntlet.model_card import load_model_card, split_summary
 
 
 def test_charts_are_split_from_the_text(tmp_path):
@@ -21,3 +21,11 @@ def test_charts_are_split_from_the_text(tmp_path):
 def test_missing_card_says_how_to_make_it(tmp_path):
     text, charts = load_model_card(tmp_path / "MODEL_CARD.md")
     assert "python -m training.model_card" in text and charts == []
+
+
+def test_the_card_opens_with_its_summary_before_the_checkpoint_detail():
+    text, _ = load_model_card()
+    summary, details = split_summary(text)
+    assert "## Summary" in summary and "| `lite0-mixed` |" in summary and "### " not in summary
+    assert details.startswith("## Checkpoints") and "### " in details
+    assert split_summary("# Card without detail") == ("# Card without detail", "")

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 
 import pytest
 
 from conftest import make_checkpoint
+from gauntlet.checkpoint import read_config, write_config
 from gauntlet.teaching.classroom import ClassroomStore, RoomError
 from gauntlet.teaching.decks import load_decks
 from gauntlet.detector import Prediction
@@ -91,22 +91,24 @@ def test_progress_never_holds_a_truth(quiz):
     assert progress.to_dict()["answers"] == [["demo-01", "REAL"]]  # the player's guess, not the truth (FAKE)
 
 
-def test_show_prepares_the_reveal_before_the_guess_and_the_reveal_is_instant(quiz, tmp_path):
+def test_show_prepares_the_reveal_before_the_guess_and_the_reveal_makes_no_model_call(quiz, tmp_path,
+                                                                                     monkeypatch):
     first, second = quiz.deck("demo").items[:2]
     fresh = RevealCache(quiz.catalog, tmp_path / "cache")
     quiz_fresh = Quiz(quiz.catalog, list(quiz.decks.values()), fresh, quiz.store)
     assert not fresh.cached(MODEL, first, "score_cam")
-    quiz_fresh.show(quiz_fresh.start("demo", MODEL))  # starts background jobs: this item and the next
-    deadline = time.monotonic() + 60
-    while not all(fresh.cached(MODEL, item, "score_cam") for item in (first, second)):
-        assert time.monotonic() < deadline, "show() did not prepare the reveals"
-        time.sleep(0.05)
+    analysed = []
+    analyse = quiz.catalog.analyse
+    monkeypatch.setattr(quiz.catalog, "analyse", lambda *a, **k: analysed.append(1) or analyse(*a, **k))
+    quiz_fresh.show(quiz_fresh.start("demo", MODEL))  # starts background jobs: this item, then the next
+    fresh.prefetch(MODEL, second, "score_cam").result()  # the job show() started (one worker: the first is done)
+    assert fresh.cached(MODEL, first, "score_cam") and len(analysed) == 2, "show() did not prepare the reveals"
     assert precompute(quiz_fresh, ["demo"], [MODEL], ["score_cam"]) == 4
     assert precompute(quiz_fresh, ["demo"], [MODEL], ["score_cam"]) == 0
-    progress = quiz_fresh.start("demo", MODEL)
-    start = time.perf_counter()
-    quiz_fresh.guess(progress, "FAKE")
-    assert time.perf_counter() - start < 0.1
+    for name in ("analyse", "predict", "detector"):  # precomputed: a reveal must not touch the model
+        monkeypatch.setattr(quiz.catalog, name, lambda *a, **k: pytest.fail("the reveal called the model"))
+    _, outcome = quiz_fresh.guess(quiz_fresh.start("demo", MODEL), "FAKE")
+    assert outcome.heatmap is not None and outcome.prediction.predicted_label in ("REAL", "FAKE")
 
 
 def test_classroom_play_records_first_answers_and_feeds_the_teacher(quiz):
@@ -147,3 +149,18 @@ def test_cached_reveals_are_keyed_by_weights_and_explained_layers(tmp_path):
     assert same[0] == same[1]
     assert fingerprint("c", seed=1) != same[0]
     assert fingerprint("d", target_layers={"last": ["features.1"], "last3": ["features.1"]}) != same[0]
+
+
+def test_cached_reveals_follow_a_flip_decision(tmp_path):
+    """training.flip rewrites only config.json, and test_time_flip changes verdicts: the cache must not serve old ones."""
+    folder = make_checkpoint(tmp_path / "checkpoints" / "m", "baseline_cnn")
+
+    def fingerprint() -> str:
+        catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path / "checkpoints")
+        return RevealCache(catalog, tmp_path / "cache").fingerprint("m")
+
+    before = fingerprint()
+    config = read_config(folder)
+    config.test_time_flip = True  # what python -m training.flip writes (the weights stay as they are)
+    write_config(config, folder)
+    assert fingerprint() != before

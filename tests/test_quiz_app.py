@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import csv
 import json
-import time
+from pathlib import Path
+from typing import NamedTuple
 
 import gradio as gr
 import httpx
@@ -40,8 +41,14 @@ def app(tmp_path_factory):
     demo = build_app(catalog, get_settings(), quiz)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/", data_root
+    yield RunningApp(f"http://127.0.0.1:{port}/", data_root, catalog)
     demo.close()
+
+
+class RunningApp(NamedTuple):
+    url: str
+    data_root: Path
+    catalog: ModelCatalog  # the app's own: a test can watch which calls a request makes
 
 
 def raw_call(url: str, endpoint: str, *data) -> str:
@@ -58,7 +65,7 @@ def assert_no_secret(text: str, data_root) -> None:
 
 
 def test_the_browser_gets_no_truth_before_the_guess(app):
-    url, data_root = app
+    url, data_root = app.url, app.data_root
     config = httpx.get(f"{url}config", timeout=30).text
     assert_no_secret(config, data_root)
     saved = json.loads(raw_call(url, "quiz_start", "demo", MODEL, "score_cam"))[0]
@@ -75,15 +82,13 @@ def test_the_browser_gets_no_truth_before_the_guess(app):
 
 
 def test_a_full_round_through_gradio_client(app):
-    url, _ = app
+    url = app.url
     client = Client(url, verbose=False)
     saved, status, image, summary, review = client.predict("demo", MODEL, "score_cam", api_name="/quiz_start")
     assert "image 1 of 6" in status and image.endswith(".webp") and summary == ""
-    guesses, timings = ["FAKE", "FAKE", "REAL", "FAKE", "REAL", "REAL"], []
+    guesses = ["FAKE", "FAKE", "REAL", "FAKE", "REAL", "REAL"]
     for guess in guesses:
-        start = time.perf_counter()
         saved, result, heatmap = client.predict(saved, "score_cam", api_name=f"/quiz_guess_{guess.lower()}")
-        timings.append(time.perf_counter() - start)
         item_id = saved["answers"][-1][0]
         assert ("Right!" in result) == (guess == TRUTH_OF[item_id])
         assert f"lesson of {item_id}" in result and "The model thinks" in result and heatmap
@@ -92,11 +97,10 @@ def test_a_full_round_through_gradio_client(app):
     right = sum(guess == truth for guess, truth in zip(guesses, TRUTH_OF.values()))
     assert "finished" in status and image is None
     assert f"You: {right} / 6 right" in summary and len(review) == 6 - right
-    print(f"guess -> reveal through gradio_client: median {sorted(timings)[len(timings) // 2] * 1000:.0f} ms")
 
 
 def test_a_classroom_round_through_gradio_client(app):
-    url, _ = app
+    url = app.url
     teacher = Client(url, verbose=False)
     created, code, key, *_ = teacher.predict("demo", MODEL, api_name="/room_create")
     assert code in created and key in created
@@ -121,19 +125,17 @@ def test_a_classroom_round_through_gradio_client(app):
         student.predict(saved, "score_cam", api_name="/room_guess_real")
 
 
-def test_guess_to_reveal_over_http_takes_under_100_ms(app):
-    url, _ = app
+def test_a_reveal_over_http_makes_no_model_call(app, monkeypatch):
+    """Reveals are precomputed while the image is shown: the guess itself only reads the cache (no timing here:
+    speed is measured by benchmarks/load.py)."""
+    url = app.url
+    catalog = app.catalog
     saved = json.loads(raw_call(url, "quiz_start", "demo", MODEL, "score_cam"))[0]
     raw_call(url, "quiz_guess_fake", saved, "score_cam")  # the reveal was prepared while the image was shown
-    timings = []
-    with httpx.Client(timeout=60) as http:
-        for _ in range(5):
-            start = time.perf_counter()
-            event = http.post(f"{url}gradio_api/call/quiz_guess_fake", json={"data": [saved, "score_cam"]}).json()
-            stream = http.get(f"{url}gradio_api/call/quiz_guess_fake/{event['event_id']}").text
-            http.get(json.loads(stream.split("data: ", 1)[1])[-1]["url"]).raise_for_status()
-            timings.append(time.perf_counter() - start)
-    assert sorted(timings)[2] < 0.1, f"median guess -> reveal (with the heatmap download) {sorted(timings)[2]:.3f} s"
+    for name in ("analyse", "predict", "detector"):
+        monkeypatch.setattr(catalog, name, lambda *a, **k: pytest.fail("the reveal called the model"))
+    outputs = json.loads(raw_call(url, "quiz_guess_fake", saved, "score_cam"))
+    httpx.get(outputs[-1]["url"]).raise_for_status()  # the heatmap is served
 
 
 def test_handlers_show_a_welcome_and_human_errors():

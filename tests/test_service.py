@@ -16,35 +16,38 @@ from gauntlet.model_card import unseen_accuracy
 from gauntlet.present import explanation_notes, method_caption, track_record, verdict_sentence
 from benchmarks.explain import default_checkpoint
 from benchmarks.load import pick_model
-from gauntlet.service import ModelCatalog, default_bundled_model, default_model_order, training_data
+from gauntlet.service import ModelCatalog, default_bundled_model, default_model_order, selector_label
 
 
 @pytest.fixture
 def catalog(tmp_path):
-    make_checkpoint(tmp_path / "baseline-cifake", "baseline_cnn", display_name="Baseline", trained_on="CIFAKE")
-    make_checkpoint(tmp_path / "lite0-mixed", "efficientnet_lite0", display_name="Lite0", trained_on="MIXED")
+    make_checkpoint(tmp_path / "baseline-cifake", "baseline_cnn", display_name="Baseline", datasets=["cifake"],
+                    default_rank=1)
+    make_checkpoint(tmp_path / "lite0-mixed", "efficientnet_lite0", display_name="Lite0", datasets=["rvaa", "cifake"],
+                    default_rank=0)
     return ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path)
 
 
 def test_catalog_lists_bundled_models_best_first_with_training_data(catalog):
-    assert catalog.choices() == [("Lite0 — trained on MIXED", "lite0-mixed"),
+    assert catalog.choices() == [("Lite0 — trained on RVAA + CIFAKE", "lite0-mixed"),
                                  ("Baseline — trained on CIFAKE", "baseline-cifake")]
     assert catalog.default_key == "lite0-mixed"
-    configs = {name: CheckpointConfig(architecture=arch, input_size=32) for name, arch in
-               [("x-cifake", "baseline_cnn"), ("y-rvaa", "baseline_cnn"), ("baseline-mixed", "baseline_cnn"),
-                ("lite0-mixed", "efficientnet_lite0")]}
-    assert default_model_order(configs) == ["lite0-mixed", "baseline-mixed", "y-rvaa", "x-cifake"]
 
 
-def test_selector_names_the_training_data_also_of_weight_averages():
-    run = "mixed: 1870 training and 287 validation images (best epoch kept); 6 epochs, adamw lr 0.0001"
-    assert training_data(run) == "MIXED"
-    assert training_data(f"greedy soup of 3 candidates, kept a, b; each: {run} | {run}") == "MIXED"
-    assert training_data("uniform weight average of a, b; each: cifake: 9 training and 1 validation | "
-                         "folder mine: 8 training and 1 validation") == "CIFAKE + FOLDER MINE"
-    assert training_data("RVAA") == "RVAA" and training_data("") == ""
-    labels = [label for label, _ in ModelCatalog(extra_sources=()).choices()]
-    assert all(" — trained on " in label and len(label) < 60 for label in labels), labels
+def test_models_are_ranked_by_their_config_not_their_folder_name():
+    configs = {name: CheckpointConfig(architecture="baseline_cnn", input_size=32, default_rank=rank) for name, rank in
+               [("lite0-mixed", 2), ("z", 0), ("a-unranked", None), ("baseline-rvaa", 1)]}
+    assert default_model_order(configs) == ["z", "baseline-rvaa", "lite0-mixed", "a-unranked"]
+
+
+def test_selector_names_the_training_data_from_the_structured_field():
+    config = CheckpointConfig(architecture="baseline_cnn", input_size=32, display_name="Soup", datasets=["mixed"],
+                              trained_on="greedy soup of 3 candidates, kept a, b; each: rvaa: 1 training and 1 ...")
+    assert selector_label(config) == "Soup — trained on MIXED"
+    assert selector_label(CheckpointConfig(architecture="baseline_cnn", input_size=32, name="old")) == "old"
+    bundled = ModelCatalog(extra_sources=()).entries.values()
+    assert all(entry.config.datasets for entry in bundled), "every bundled config names its datasets"
+    assert [entry.key for entry in bundled][0] == "lite0-mixed", "the app's default model leads the selector"
 
 
 def test_benchmarks_measure_the_model_the_app_shows_first(catalog, tmp_path, monkeypatch):
@@ -122,6 +125,13 @@ def test_faithfulness_is_measured_on_request_and_put_in_words(catalog, rgb_image
     assert f"deletion AUC {measured.faithfulness[1].deletion_auc:.2f}" in notes
 
 
+def test_an_unknown_model_is_a_user_error(catalog):
+    from gauntlet.errors import UserError
+
+    with pytest.raises(UserError, match="Unknown model"):
+        catalog.detector("no-such-model")
+
+
 def test_bad_upload_is_a_human_error(catalog, tmp_path):
     path = tmp_path / "notes.jpg"
     path.write_text("this is not an image")
@@ -129,8 +139,8 @@ def test_bad_upload_is_a_human_error(catalog, tmp_path):
         catalog.analyse(str(path), "baseline-cifake", ["grad_cam"])
 
 
-def test_slow_explanations_are_stopped_and_leave_the_model_intact(catalog, rgb_image, monkeypatch):
-    monkeypatch.setenv("GAUNTLET_EXPLAIN_TIMEOUT_S", "0.000001")
+def test_slow_explanations_are_stopped_and_leave_the_model_intact(catalog, rgb_image):
+    catalog.explain_timeout_s = 0.000001  # what ModelCatalog.from_settings takes from GAUNTLET_EXPLAIN_TIMEOUT_S
     detector = catalog.explainers("lite0-mixed").detector
     before = detector.predict(rgb_image).probabilities
     with pytest.raises(ExplanationTimeout, match="took longer than"):
@@ -138,6 +148,12 @@ def test_slow_explanations_are_stopped_and_leave_the_model_intact(catalog, rgb_i
     assert not detector.model._forward_pre_hooks, "the time-limit hook is removed"
     assert type(detector.model.features).__name__ == "EfficientNetLiteFeatures", "ablation layer swapped back"
     assert detector.predict(rgb_image).probabilities == before
+
+
+def test_warm_up_on_a_busy_host_stops_at_the_time_limit_and_keeps_the_model(catalog):
+    catalog.explain_timeout_s = 0.000001
+    catalog.warm_up()  # the app must still start
+    assert "lite0-mixed" in catalog._detectors
 
 
 def test_warm_up_loads_the_default_model_and_its_explainers(catalog):

@@ -56,6 +56,9 @@ def test_tiny_run_writes_a_loadable_checkpoint_with_its_story(synthetic, tmp_pat
     assert config.command.startswith("python -m training.train ") and "--augment" in config.command
     assert "--limit 30" in config.command and "--workers" not in config.command
     assert "30 training" in config.trained_on
+    assert config.datasets == [synthetic.name], "the training data as data, for the model selector"
+    assert (config.recipe["data"], config.recipe["epochs"], config.recipe["augment"], config.recipe["input_size"]) == \
+        (str(synthetic), 2, True, 32) and "run_dir" not in config.recipe and "threads" not in config.recipe
     test = config.metrics["test"]
     assert test["n"] == 4 and sum(map(sum, test["confusion_matrix"])) == 4
     assert 1 <= config.metrics["validation"]["epoch"] <= 2
@@ -299,6 +302,8 @@ def test_soup_averages_the_weights_and_records_how(synthetic, tmp_path):
     config = made.config
     assert config.command.startswith("python -m training.soup --checkpoints ")
     assert config.lineage == [a.config.command, b.config.command]
+    assert config.datasets == [synthetic.name] and config.recipe["soup"] == "uniform"
+    assert config.recipe["ingredients"] == [a.config.recipe, b.config.recipe]
     assert config.metrics["validation"]["epoch"] is None and "test" in config.metrics
     half = load_checkpoint(str(soup.main(soup.get_args_parser().parse_args(
         ["--checkpoints", str(first), str(second), "--data", str(synthetic), "--half", "--out", str(tmp_path / "h")]))))

@@ -11,6 +11,7 @@ On a few hundred images, differences of a handful of images are usually chance.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,15 +19,17 @@ import numpy as np
 from gauntlet.checkpoint import load_checkpoint
 from gauntlet.detector import Detector
 from gauntlet.stats import interval_text, mcnemar_exact, wilson_interval
+from gauntlet.settings import BUNDLED_CHECKPOINTS, get_settings
 from training import data
 from training.evaluate import predict_items, report, select_items
 
 SIGNIFICANCE = 0.05
 
 
-def correct_by_item(source: str, items: list[data.Item], batch_size: int) -> dict[data.Item, bool]:
+def correct_by_item(source: str, items: list[data.Item], batch_size: int,
+                    checkpoints_dir: Path = BUNDLED_CHECKPOINTS) -> dict[data.Item, bool]:
     """Whether ``source`` classifies each readable item correctly (FAKE above 0.5, as the app's verdict)."""
-    done, probs, _ = predict_items(Detector(load_checkpoint(source)), items, batch_size, desc=source)
+    done, probs, _ = predict_items(Detector(load_checkpoint(source, checkpoints_dir)), items, batch_size, desc=source)
     return {item: bool((p > 0.5) == item.label) for item, p in zip(done, probs)}
 
 
@@ -79,7 +82,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     items = select_items(args.data, args.data_dir, limit=args.limit)
-    first, second = (correct_by_item(source, items, args.batch_size) for source in args.checkpoints)
+    checkpoints_dir = get_settings().checkpoints_dir
+    first, second = (correct_by_item(source, items, args.batch_size, checkpoints_dir) for source in args.checkpoints)
     result = {"checkpoints": list(args.checkpoints), "data": args.data, "limit": args.limit,
               **paired_comparison(first, second)}
     report(summary(result), result, args.json)

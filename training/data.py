@@ -190,6 +190,12 @@ def mixed_items(data_dir: Path, split: str) -> list[Item]:
 
 
 DATASETS = {"cifake": cifake_items, "rvaa": rvaa_items, "mixed": mixed_items}
+COLLECTIONS = {"cifake": ["cifake"], "rvaa": ["rvaa"], "mixed": ["rvaa", "cifake"]}  # where each one's images come from
+
+
+def collections(dataset: str) -> list[str]:
+    """The collections a named dataset or a REAL/FAKE folder draws its images from (a checkpoint's ``datasets``)."""
+    return COLLECTIONS.get(dataset) or [Path(dataset).name]
 
 
 def dataset_items(data: str, data_dir: Path | None, split: str) -> list[Item]:

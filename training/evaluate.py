@@ -30,6 +30,7 @@ from gauntlet.images import ImageError
 from gauntlet.models import get_architecture
 from training import data
 from gauntlet.stats import interval_text, wilson_interval
+from gauntlet.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     items = select_items(args.data, args.data_dir, args.split, args.limit, args.exclude_list)
-    detector = Detector(load_checkpoint(args.checkpoint))
+    detector = Detector(load_checkpoint(args.checkpoint, get_settings().checkpoints_dir))
     config = detector.config
     if args.flip != "checkpoint":
         config.test_time_flip = args.flip == "on"

@@ -22,8 +22,9 @@ from typing import Any, Callable
 
 from gauntlet.checkpoint import WEIGHTS_NAME, bundled_names, load_checkpoint, read_config
 from gauntlet.detector import Detector
-from gauntlet.model_card import BENCHMARK_TITLES, CROSS_EVAL, DOCS_DIR
-from gauntlet.settings import REPO_ROOT, get_settings
+from gauntlet.model_card import BENCHMARK_TITLES, CROSS_EVAL, DETAILS_HEADING, DOCS_DIR, UNSEEN_BENCHMARKS
+from gauntlet.service import default_model_order
+from gauntlet.settings import BUNDLED_CHECKPOINTS, REPO_ROOT, get_settings
 from training import data
 from training.evaluate import evaluate_benchmarks
 from gauntlet.stats import accuracy_interval
@@ -54,7 +55,7 @@ def evaluate_command(name: str, benchmark: str, limit: int | None = None) -> str
 
 
 def cross_evaluate(names: list[str], benchmarks: list[str], data_dir: str | None, batch_size: int,
-                   max_images: int | None = None) -> dict[str, Any]:
+                   max_images: int | None = None, checkpoints_dir: Path = BUNDLED_CHECKPOINTS) -> dict[str, Any]:
     """Every checkpoint on every benchmark (each distinct image predicted once per checkpoint).
 
     ``max_images`` cuts larger benchmarks with the ``--limit`` rule (alternately REAL and FAKE in sorted
@@ -63,7 +64,7 @@ def cross_evaluate(names: list[str], benchmarks: list[str], data_dir: str | None
     sets = {b: data.interleave(data.benchmark_items(b, data_dir), max_images) for b in benchmarks}
     results = {}
     for name in names:
-        measured = evaluate_benchmarks(Detector(load_checkpoint(name)), sets, batch_size, desc=name)
+        measured = evaluate_benchmarks(Detector(load_checkpoint(name, checkpoints_dir)), sets, batch_size, desc=name)
         results[name] = {b: {**m, "command": evaluate_command(name, b, max_images)} for b, m in measured.items()}
     return {"date": date.today().isoformat(), "benchmarks": benchmarks, "max_images": max_images,
             "n": {b: len(items) for b, items in sets.items()}, "results": results}
@@ -160,6 +161,28 @@ def checkpoint_section(name: str, folder: Path, docs: Path, card_dir: Path) -> s
     if tests:
         chart = confusion_chart(name, tests, docs)
         lines += ["", f"![Confusion matrices of {name}]({Path(os.path.relpath(chart, card_dir)).as_posix()})"]
+    return "\n".join(lines) + "\n"
+
+
+def summary_section(checkpoints_dir: Path, cross: dict[str, Any] | None) -> str:
+    """One row per checkpoint, in the model selector's order: its data, its own test accuracy and, when measured,
+    its accuracy on the collections no checkpoint trained on (what a verdict on other images is worth)."""
+    configs = {name: read_config(checkpoints_dir / name) for name in bundled_names(checkpoints_dir)}
+    unseen = [b for b in UNSEEN_BENCHMARKS if cross and b in cross["benchmarks"]]
+    header = ["checkpoint", "trained on", "own test set: accuracy [95 % interval]",
+              *(f"{BENCHMARK_TITLES.get(b, b)} (never trained on)" for b in unseen)]
+    lines = ["## Summary", "", "Each checkpoint is reliable only on images like those it learned from: on the "
+             "collections none of them trained on, every one is near a coin toss. Details, commands and charts "
+             "follow.", "", "| " + " | ".join(header) + " |", "|---|---|---|" + "---:|" * len(unseen)]
+    for name in default_model_order(configs):
+        config = configs[name]
+        bench, m = next(((b, m) for b, m in config.metrics.items() if "confusion_matrix" in m), (None, None))
+        own = f"{_pct(m['accuracy'])} [{_interval(m['accuracy'], m['n'])}] ({BENCHMARK_TITLES.get(bench, bench)}, " \
+              f"n={m['n']})" if m else "not measured"
+        results = cross["results"].get(name, {}) if cross else {}
+        cells = [f"{_pct(results[b]['accuracy'])} (n={cross['n'][b]})" if b in results else "—" for b in unseen]
+        row = [f"`{name}`", " + ".join(d.upper() for d in config.datasets) or "?", own, *cells]
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -285,7 +308,9 @@ def _generalization_cell(metrics: dict[str, Any] | None) -> str:
 def render(checkpoints_dir: Path, docs: Path, card_dir: Path = REPO_ROOT, generalization: Path = GENERALIZATION) -> str:
     """The whole card as Markdown (image links relative to ``card_dir``, where the card is written)."""
     names = bundled_names(checkpoints_dir)
-    parts = [INTRO, "## Checkpoints\n"] + [checkpoint_section(n, checkpoints_dir / n, docs, card_dir) for n in names]
+    cross = json.loads((docs / CROSS_EVAL).read_text()) if (docs / CROSS_EVAL).is_file() else None
+    parts = [INTRO, summary_section(checkpoints_dir, cross), f"{DETAILS_HEADING}\n"]
+    parts += [checkpoint_section(n, checkpoints_dir / n, docs, card_dir) for n in names]
     for path, section in ((generalization, generalization_section), (docs / CROSS_EVAL, cross_section),
                           (docs / LATENCY, latency_section)):
         if path.is_file():
@@ -317,7 +342,7 @@ def main(args: argparse.Namespace) -> Path:
         names = args.checkpoints or bundled_names(checkpoints_dir)
         if args.checkpoints:
             check_partial_update(docs / CROSS_EVAL, args.benchmarks, args.max_images)
-        cross = merge(cross_evaluate(names, args.benchmarks, args.data_dir, args.batch_size, args.max_images),
+        cross = merge(cross_evaluate(names, args.benchmarks, args.data_dir, args.batch_size, args.max_images, checkpoints_dir),
                       docs / CROSS_EVAL, bundled_names(checkpoints_dir))
         docs.mkdir(parents=True, exist_ok=True)
         (docs / CROSS_EVAL).write_text(json.dumps(cross, indent=2) + "\n")

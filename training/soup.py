@@ -27,6 +27,7 @@ import torch
 
 from gauntlet.checkpoint import Checkpoint, load_checkpoint
 from gauntlet.detector import Detector
+from gauntlet.settings import get_settings
 from training import data, train
 from training.evaluate import evaluate_items
 
@@ -95,7 +96,8 @@ def _lineage(checkpoints: list[Checkpoint]) -> list[str]:
 def main(args: argparse.Namespace) -> Path:
     if len(args.checkpoints) < 2:
         raise SystemExit("--checkpoints: a soup needs at least two checkpoints.")
-    ingredients = [load_checkpoint(source) for source in args.checkpoints]
+    checkpoints_dir = get_settings().checkpoints_dir
+    ingredients = [load_checkpoint(source, checkpoints_dir) for source in args.checkpoints]
     for ingredient in ingredients:
         ingredient.config.test_time_flip = False  # judged as averaged, plain; training.flip decides later
     val_items = data.dataset_items(args.data, args.data_dir, "val")
@@ -112,6 +114,9 @@ def main(args: argparse.Namespace) -> Path:
     config.command = train.command_line(get_args_parser(), args, "training.soup", always={"data"})
     kind = f"greedy soup of {len(args.checkpoints)} candidates, kept" if args.greedy else "uniform weight average of"
     config.lineage, config.trained_on = lineage, f"{kind} {names}; each: {trained_on}"
+    config.datasets = list(dict.fromkeys(d for c in ingredients for d in c.config.datasets)) or data.collections(args.data)
+    config.recipe = {"soup": "greedy" if args.greedy else "uniform", "data": args.data, "half": args.half,
+                     "ingredients": [c.config.recipe for c in ingredients]}
     if accuracy is None:  # a greedy soup was measured while it was chosen
         accuracy = _val_accuracy(soup, val_items, args.batch_size)
     finish_args = argparse.Namespace(half=args.half, data=args.data, data_dir=args.data_dir, limit=None,

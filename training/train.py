@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 RUN_STATE = "last.pt"
 RESUME_IGNORES = {"workers", "threads", "run_dir", "device", "keep"}
 ALWAYS = {"arch", "data", "optimizer", "lr", "batch_size", "epochs"}
+# options that say where or how fast a run happened, not what was learned: left out of the recorded recipe
+NOT_RECIPE = {"data_dir", "workers", "threads", "device", "run_dir", "out", "name", "display_name", "description"}
 
 
 def share(text: str) -> float:
@@ -106,6 +108,11 @@ def command_line(parser: argparse.ArgumentParser, args: argparse.Namespace, modu
         values = [] if isinstance(value, bool) else value if isinstance(value, list) else [value]
         words += [action.option_strings[0], *map(str, values)]
     return shlex.join(words)
+
+
+def recipe(args: argparse.Namespace, input_size: int) -> dict[str, Any]:
+    """The training options as data (``config.json``'s ``recipe``), without where or how fast the run happened."""
+    return {**{k: v for k, v in vars(args).items() if k not in NOT_RECIPE}, "input_size": input_size}
 
 
 def _items(args: argparse.Namespace, split: str) -> list[data.Item]:
@@ -305,9 +312,10 @@ def main(args: argparse.Namespace) -> Path:
     _check_crop(args, size)
     model = build_model(args.arch, size, pretrained=args.pretrained)
     config = CheckpointConfig(architecture=args.arch, input_size=size, name=name, display_name=args.display_name,
-                              description=args.description, command=command_line(get_args_parser(), args))
+                              description=args.description, command=command_line(get_args_parser(), args),
+                              datasets=data.collections(args.data), recipe=recipe(args, size))
     if args.init:
-        start = load_checkpoint(args.init)
+        start = load_checkpoint(args.init, get_settings().checkpoints_dir)
         model.load_state_dict(start.model.state_dict())
         config.lineage = [*start.config.lineage, start.config.command]
     _prepare_device(args.device)

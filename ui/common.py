@@ -7,16 +7,14 @@ from typing import Callable, TypeVar
 
 import gradio as gr
 
-from gauntlet.checkpoint import CheckpointError
-from gauntlet.images import ImageError
+from gauntlet.errors import UserError
 
 log = logging.getLogger("gauntlet.app")
 F = TypeVar("F", bound=Callable)
-USER_ERRORS = (ImageError, CheckpointError, ValueError, KeyError, PermissionError, TimeoutError)
 
 
 def human_errors(action: str) -> Callable[[F], F]:
-    """Turn exceptions into a ``gr.Error`` with a readable message; unexpected ones are logged, not shown."""
+    """Show a :class:`UserError`'s message as a ``gr.Error``; log any other exception and show a generic sentence."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
@@ -25,9 +23,8 @@ def human_errors(action: str) -> Callable[[F], F]:
                 return fn(*args, **kwargs)
             except gr.Error:
                 raise
-            except USER_ERRORS as err:
-                message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-                raise gr.Error(str(message), print_exception=False) from None
+            except UserError as err:  # written for people (gauntlet.errors): shown as it is
+                raise gr.Error(str(err), print_exception=False) from None
             except Exception:  # noqa: BLE001 - the UI must never show a traceback
                 log.exception("Unexpected error while %s", action)
                 raise gr.Error(f"Something went wrong while {action}. Please try again or try another image.",

@@ -5,12 +5,11 @@ from typing import Callable
 
 import gradio as gr
 
+from gauntlet.explain import default_methods, method_choices
 from gauntlet.present import explanation_notes, method_caption, verdict_sentence
 from gauntlet.service import Analysis
 from .common import human_errors
 
-METHOD_CHOICES = [("Grad-CAM (instant)", "grad_cam"), ("Score-CAM", "score_cam"),
-                  ("Ablation-CAM", "ablation_cam"), ("LIME", "lime")]
 VARIANT_CHOICES = [("Fast (seconds)", "fast"), ("Full original method (slow: minutes)", "full")]
 LAYER_CHOICES = [("Last block", "last"), ("Last three blocks together", "last3")]
 HISTORY_LIMIT = 20
@@ -70,8 +69,7 @@ def build_detector_tab(predict: Callable[..., Analysis], analyse: Callable[..., 
             # gauntlet.images reads the content and explains in words what the file is instead.
             upload = gr.File(label="Upload an image", type="filepath")
             model = gr.Dropdown(model_choices, value=default_model, label="Model")
-            methods = gr.CheckboxGroup(METHOD_CHOICES, value=["score_cam", "ablation_cam", "lime"],
-                                       label="Explanation methods")
+            methods = gr.CheckboxGroup(method_choices(), value=default_methods(), label="Explanation methods")
             with gr.Accordion("Explanation settings", open=False):
                 variant = gr.Radio(VARIANT_CHOICES, value="fast", label="Speed")
                 layers = gr.Radio(LAYER_CHOICES, value="last", label="Layers the CAM methods look at")

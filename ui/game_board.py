@@ -11,12 +11,12 @@ from typing import Callable
 
 import gradio as gr
 
-from gauntlet.teaching.quiz import DEFAULT_METHOD, Progress, Quiz
+from gauntlet.errors import UserError
+from gauntlet.explain import default_method, method_choices
+from gauntlet.teaching.quiz import Progress, Quiz
 from gauntlet.teaching.quiz_present import position_text, reveal_markdown, review_caption, summary_markdown
 from .common import human_errors
 
-METHOD_CHOICES = [("Score-CAM", "score_cam"), ("Grad-CAM", "grad_cam"), ("Ablation-CAM", "ablation_cam"),
-                  ("LIME", "lime")]
 WELCOME = "Choose a deck and press **Start**: you will see one image at a time. Real photo, or AI?"
 # BrowserState encrypts with a key that is sent to the page anyway, so it hides nothing from the player;
 # a fixed key keeps saved progress readable after the app restarts (a random one would not).
@@ -63,7 +63,7 @@ class PlayerHandlers:
         hidden = gr.update(visible=False)
         if progress is None:
             return self.welcome, None, hidden, hidden, hidden, hidden, "", []
-        shown = self.quiz.show(progress, method or DEFAULT_METHOD)
+        shown = self.quiz.show(progress, method or default_method())
         if not shown.done:
             return position_text(shown), shown.image, gr.update(visible=True), hidden, hidden, hidden, "", []
         summary = self.quiz.summary(progress)
@@ -75,8 +75,8 @@ class PlayerHandlers:
         """Record the guess; returns the new progress and the reveal."""
         progress = Progress.from_dict(saved)
         if progress is None:
-            raise ValueError("Press Start first.")
-        progress, outcome = self.quiz.guess(progress, guess, method or DEFAULT_METHOD)
+            raise UserError("Press Start first.")
+        progress, outcome = self.quiz.guess(progress, guess, method or default_method())
         shown = gr.update(visible=True)
         return progress.to_dict(), gr.update(visible=False), shown, shown, reveal_markdown(outcome), outcome.heatmap
 
@@ -108,7 +108,7 @@ def build_player(handlers: PlayerHandlers, progress: gr.BrowserState, api_prefix
                 fake = gr.Button("🤖 AI", variant="primary")
         with gr.Column(visible=False) as reveal:
             heatmap = gr.Image(type="pil", interactive=False, label="Where the model looked", height=360, buttons=[])
-            method = gr.Radio(METHOD_CHOICES, value=DEFAULT_METHOD, label="Heatmap method", container=False)
+            method = gr.Radio(method_choices(with_notes=False), value=default_method(), label="Heatmap method", container=False)
     with gr.Column(visible=False) as reveal_text:
         result = gr.Markdown()
         next_button = gr.Button("Next image ➜", variant="primary")

@@ -1,45 +1,13 @@
-"""Explanation methods behind one interface, built once per detector and reused."""
-from __future__ import annotations
+"""Explanation methods behind one interface, built once per detector and reused.
 
-from typing import Callable
+Which methods exist, their names, captions and variants: the registry in :mod:`gauntlet.explain.methods`.
+"""
+from __future__ import annotations
 
 from ..detector import Detector
 from .base import Explainer, Explanation, ProgressFn, display_size, normalise
-from .cam import AblationCamExplainer, GradCamExplainer, ScoreCamExplainer
-from .fast_cam import FastAblationCamExplainer, FastScoreCamExplainer, GradCamPreviewExplainer
-from .fast_lime import FastLimeExplainer
-from .lime_explainer import LimeExplainer
-
-ExplainerFactory = Callable[[Detector, "list[str] | str"], Explainer]
-
-# (method, variant) -> factory. "fast" computes the same kind of map with less work (see fast_cam, fast_lime).
-REGISTRY: dict[tuple[str, str], ExplainerFactory] = {
-    ("grad_cam", "full"): GradCamExplainer,
-    ("grad_cam", "fast"): GradCamPreviewExplainer,
-    ("score_cam", "full"): ScoreCamExplainer,
-    ("score_cam", "fast"): FastScoreCamExplainer,
-    ("ablation_cam", "full"): AblationCamExplainer,
-    ("ablation_cam", "fast"): FastAblationCamExplainer,
-    ("lime", "full"): LimeExplainer,
-    ("lime", "fast"): FastLimeExplainer,
-}
-METHOD_TITLES = {"grad_cam": "Grad-CAM", "score_cam": "Score-CAM", "ablation_cam": "Ablation-CAM", "lime": "LIME"}
-
-
-def available_variants(method: str) -> list[str]:
-    """Variants registered for ``method`` (e.g. ``["fast", "full"]``)."""
-    return sorted(variant for (name, variant) in REGISTRY if name == method)
-
-
-def build_explainer(method: str, detector: Detector, target_layers: list[str] | str = "last",
-                    variant: str = "full") -> Explainer:
-    """Construct one explainer; prefer :class:`ExplainerSet` to reuse them."""
-    try:
-        factory = REGISTRY[(method, variant)]
-    except KeyError:
-        known = ", ".join(f"{m}/{v}" for m, v in sorted(REGISTRY))
-        raise ValueError(f"Unknown explanation method {method!r} ({variant}); known: {known}.") from None
-    return factory(detector, target_layers)
+from .methods import (FAST, FULL, METHODS, Method, available_variants, build_explainer, default_method,
+                      default_methods, explainer_factory, method_choices, method_title, register)
 
 
 class ExplainerSet:
@@ -49,7 +17,7 @@ class ExplainerSet:
         self.detector = detector
         self._built: dict[tuple[str, str, str], Explainer] = {}
 
-    def get(self, method: str, variant: str = "full", layers: str = "last") -> Explainer:
+    def get(self, method: str, variant: str = FULL, layers: str = "last") -> Explainer:
         key = (method, variant, layers)
         if key not in self._built:
             self._built[key] = build_explainer(method, self.detector, layers, variant)
@@ -62,6 +30,7 @@ class ExplainerSet:
 
 
 __all__ = [
-    "Explainer", "Explanation", "ExplainerSet", "ProgressFn", "REGISTRY", "METHOD_TITLES", "available_variants",
-    "build_explainer", "display_size", "normalise",
+    "Explainer", "Explanation", "ExplainerSet", "ProgressFn", "METHODS", "Method", "FAST", "FULL",
+    "available_variants", "build_explainer", "default_method", "default_methods", "display_size",
+    "explainer_factory", "method_choices", "method_title", "normalise", "register",
 ]

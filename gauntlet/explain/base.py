@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from ..detector import Detector
+from ..errors import UserError
 
 ProgressFn = Optional[Callable[[float, str], None]]
 MIN_DISPLAY_SIDE = 256
@@ -69,7 +70,7 @@ def square_map_to_image(cam: np.ndarray, square_side: int, box: tuple[int, int, 
     return normalise(out[0, 0].numpy())
 
 
-class ExplanationTimeout(TimeoutError):
+class ExplanationTimeout(UserError, TimeoutError):
     """An explanation ran past its time limit and was stopped (the message is for people)."""
 
 
@@ -101,9 +102,7 @@ def time_limit(model: torch.nn.Module, seconds: float | None) -> Iterator[None]:
 class Explainer(ABC):
     """Base class: subclasses implement :meth:`compute` on the model's input tensor."""
 
-    key: str = ""
-    title: str = ""
-    caption: str = ""
+    key: str = ""  # the method's row in the registry (gauntlet.explain.methods), where its title and captions live
     variant: str = "full"
 
     def __init__(self, detector: Detector, target_layers: list[str] | str = "last") -> None:
@@ -111,6 +110,12 @@ class Explainer(ABC):
         if isinstance(target_layers, str):
             target_layers = detector.config.target_layers[target_layers]
         self.layer_paths = list(target_layers)
+
+    @property
+    def title(self) -> str:
+        from .methods import method_title  # the registry imports every explainer class
+
+        return method_title(self.key)
 
     @abstractmethod
     def compute(self, batch: torch.Tensor, square: Image.Image, target: int, progress: ProgressFn) -> np.ndarray:

@@ -52,16 +52,12 @@ class PytorchGradCamExplainer(Explainer):
 
 
 class GradCamExplainer(PytorchGradCamExplainer):
-    key, title = "grad_cam", "Grad-CAM"
-    caption = ("Grad-CAM weighs each feature map by the gradient of the verdict: the instant preview. "
-               "Red = regions that pushed the model towards its verdict, blue = regions that did not.")
+    key = "grad_cam"
     cam_class = GradCAM
 
 
 class ScoreCamExplainer(PytorchGradCamExplainer):
-    key, title = "score_cam", "Score-CAM"
-    caption = ("Score-CAM masks the image with each feature map and measures how much the model's confidence "
-               "in its verdict rises. Red = regions that alone convince the model, blue = regions that do not.")
+    key = "score_cam"
     cam_class = ScoreCAM
 
     def make_cam(self, layers: list[torch.nn.Module]):
@@ -94,9 +90,7 @@ def ablation_value(activations: torch.Tensor) -> float:
 
 
 class AblationCamExplainer(PytorchGradCamExplainer):
-    key, title = "ablation_cam", "Ablation-CAM"
-    caption = ("Ablation-CAM switches off one feature map at a time and measures how much the verdict drops. "
-               "Red = regions the verdict depends on, blue = regions it can do without.")
+    key = "ablation_cam"
 
     def make_cam(self, layers: list[torch.nn.Module]):
         return AblationCAM(model=self.detector.model, target_layers=layers,

@@ -153,7 +153,6 @@ class FastScoreCamExplainer(ScoreCamExplainer):
     """Score-CAM on the top-k channels (``k=16`` by default)."""
 
     variant = "fast"
-    caption = ScoreCamExplainer.caption.replace("with each feature map", "with each of its most active feature maps")
 
     def __init__(self, detector: Detector, target_layers: list[str] | str = "last", k: int = DEFAULT_K) -> None:
         self.k = k

@@ -16,9 +16,7 @@ WORK_SIDE = 224  # LIME segments a canvas of at least this size: 32x32 superpixe
 class LimeExplainer(Explainer):
     """Model-agnostic: perturbs superpixels and fits a local linear model to the verdicts."""
 
-    key, title = "lime", "LIME"
-    caption = ("LIME hides random groups of superpixels, watches how the verdict changes and fits a simple model "
-               "to it. Red = superpixels that support the verdict, blue = superpixels that argue against it.")
+    key = "lime"
 
     def __init__(self, detector: Detector, target_layers: list[str] | str = "last", num_samples: int = 1000,
                  batch_size: int = BATCH_SIZE, seed: int = 0) -> None:

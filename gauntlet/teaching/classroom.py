@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from ..errors import UserError
+
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: easy to read off a projector
 CODE_LENGTH = 6
 NICKNAME_MAX = 20
@@ -38,8 +40,12 @@ CREATE TABLE IF NOT EXISTS answers (
 """
 
 
-class RoomError(ValueError):
+class RoomError(UserError):
     """A problem a student or teacher can fix (unknown code, closed room, nickname taken); shown as is."""
+
+
+class TeacherKeyError(RoomError, PermissionError):
+    """The teacher key does not open this room."""
 
 
 @dataclass(frozen=True)
@@ -145,10 +151,10 @@ class ClassroomStore:
         return Room(code, deck, model, bool(closed))
 
     def check_teacher(self, code: str, key: str) -> Room:
-        """The room, if ``key`` is its teacher key; otherwise :class:`PermissionError` (same message either way)."""
+        """The room, if ``key`` is its teacher key; otherwise :class:`TeacherKeyError` (same message either way)."""
         rows = self._read("SELECT teacher_hash FROM rooms WHERE code = ?", normalise_code(code))
         if not rows or not hmac.compare_digest(rows[0][0], hash_key(str(key or "").strip())):
-            raise PermissionError("This room code and teacher key do not match.")
+            raise TeacherKeyError("This room code and teacher key do not match.")
         return self.room(code)
 
     def join(self, code: str, nickname: str) -> tuple[Room, str]:

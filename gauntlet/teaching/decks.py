@@ -32,7 +32,8 @@ import numpy as np
 from PIL import Image
 
 from ..checkpoint import hub_download, hub_endpoint, hub_reachable
-from ..images import load_image
+from ..errors import UserError
+from ..images import DEFAULT_MAX_PIXELS, load_image
 from ..settings import get_settings
 
 TRUTHS = ("REAL", "FAKE")
@@ -52,7 +53,7 @@ PLACEHOLDER = "TODO (teacher):"
 SMALL_IMAGE_SIDE = 128
 
 
-class DeckError(ValueError):
+class DeckError(UserError):
     """A deck manifest is wrong; ``str(err)`` says which deck, which item and what to fix."""
 
 
@@ -167,8 +168,8 @@ def sha256_of(ref: ImageRef) -> str:
     return hashlib.sha256(image_bytes(ref)).hexdigest()
 
 
-def _decode(ref: ImageRef) -> Image.Image:
-    max_pixels = get_settings().max_pixels
+def _decode(ref: ImageRef, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode an image (RGB) through the safe loader, from a file or a zip member."""
     if ref.member is None:
         return load_image(ref.path, max_pixels=max_pixels)
     return load_image(_zip(ref.path).read(ref.member), max_pixels=max_pixels)
@@ -615,8 +616,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    data_root = Path(args.data_root) if args.data_root else get_settings().data_dir
-    decks = load_decks(Path(args.folder), data_root, get_settings().hub_offline)
+    data_root = Path(args.data_root) if args.data_root else None
+    decks = load_decks(Path(args.folder), data_root, args.hub_offline)
     for deck in decks:
         state = f"UNAVAILABLE: {deck.problem}" if deck.problem else f"ok, {len(deck.items)} images"
         todo = placeholder_count(deck)
@@ -625,7 +626,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _data_root(args: argparse.Namespace) -> Path:
-    data_root = Path(args.data_root) if args.data_root else get_settings().data_dir
+    data_root = Path(args.data_root) if args.data_root else None
     if data_root is None:
         raise DeckError("no data folder: pass --data-root or set GAUNTLET_DATA_DIR")
     return data_root
@@ -640,7 +641,7 @@ def _cmd_vendor(args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    data_root = Path(args.data_root) if args.data_root else get_settings().data_dir
+    data_root = Path(args.data_root) if args.data_root else None
     commit = publish(Path(args.deck), args.repo, data_root, args.private, args.message)
     print(f"Published the images of {args.deck} to the Hub dataset {args.repo} at revision {commit}; "
           f"the deck file now names them (hub_repo, hub_revision, sha256).")
@@ -650,6 +651,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """``build`` a deck from a REAL/FAKE folder, ``check`` every deck in a folder, ``vendor`` a deck's images into
     the repository, or ``publish`` them to a Hub dataset."""
+    settings = get_settings()
     parser = argparse.ArgumentParser(prog="python -m gauntlet.decks", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="sample a balanced deck from a folder with REAL/ and FAKE/")
@@ -661,23 +663,24 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--id", help="deck id (default: the output file's name)")
     build.add_argument("--out", required=True, help="where to write the deck, e.g. quiz_data/mydeck.json")
     build.add_argument("--force", action="store_true", help="overwrite --out")
-    build.add_argument("--data-root", help="image paths are written relative to this (default: the data dir)")
+    build.add_argument("--data-root", default=settings.data_dir,
+                       help="image paths are written relative to this (default: the data dir)")
     check = commands.add_parser("check", help="validate every deck and report the unavailable ones")
-    check.add_argument("folder", nargs="?", default=str(get_settings().quiz_dir))
-    check.add_argument("--data-root")
+    check.add_argument("folder", nargs="?", default=str(settings.quiz_dir))
     vend = commands.add_parser("vendor", help="copy the decks' images (re-encoded, no metadata) into images/ "
                                               "beside them, with a NOTICE; only MIT-licensed collections")
     vend.add_argument("decks", nargs="+", metavar="DECK_FILE")
     vend.add_argument("--examples", nargs="*", default=[], metavar="PATH",
                       help="detector examples (paths under the data root, in no deck) for images/examples/")
     vend.add_argument("--quality", type=int, default=VENDOR_JPEG_QUALITY, help="JPEG quality")
-    vend.add_argument("--data-root")
     pub = commands.add_parser("publish", help="upload a deck's images to a Hub dataset and pin it in the deck file")
     pub.add_argument("deck", metavar="DECK_FILE")
     pub.add_argument("--repo", required=True, help="Hub dataset, OWNER/NAME (created if needed)")
     pub.add_argument("--private", action="store_true", help="create the dataset as private")
     pub.add_argument("--message", default="Upload GAUNTLET deck images", help="commit message")
-    pub.add_argument("--data-root")
+    for command in (check, vend, pub):
+        command.add_argument("--data-root", default=settings.data_dir, help="default: the data dir")
+    parser.set_defaults(hub_offline=settings.hub_offline)
     args = parser.parse_args(argv)
     commands = {"build": _cmd_build, "check": _cmd_check, "vendor": _cmd_vendor, "publish": _cmd_publish}
     try:

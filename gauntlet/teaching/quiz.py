@@ -21,6 +21,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..detector import Prediction
+from ..errors import UserError
+from ..explain import METHODS, default_method
 from ..service import ModelCatalog
 from ..settings import Settings, get_settings
 from .classroom import ClassroomStore, ItemStat, Room
@@ -28,12 +30,12 @@ from .decks import Deck, DeckItem, display_image, item_image, load_decks
 from .reveal_cache import RevealCache
 
 GUESSES = ("REAL", "FAKE")
-DEFAULT_METHOD = "score_cam"
+DEFAULT_METHOD = default_method()  # the method registry's first default one
 
 
 def check_guess(guess: str) -> str:
     if guess not in GUESSES:
-        raise ValueError("A guess is REAL or FAKE.")
+        raise UserError("A guess is REAL or FAKE.")
     return guess
 
 
@@ -117,7 +119,7 @@ def next_item(deck: Deck, progress: Progress) -> DeckItem | None:
     """The item to show next, after checking the saved answers follow the deck; ``None`` at the end."""
     answered = [item_id for item_id, _ in progress.answers]
     if answered != [item.id for item in deck.items[:len(answered)]]:
-        raise ValueError("Your saved progress does not match this deck (it may have changed): press Start again.")
+        raise UserError("Your saved progress does not match this deck (it may have changed): press Start again.")
     return deck.items[len(answered)] if len(answered) < len(deck.items) else None
 
 
@@ -158,15 +160,15 @@ class Quiz:
     def deck(self, deck_id: str) -> Deck:
         deck = self.decks.get(deck_id)
         if deck is None:
-            raise ValueError("Choose a quiz deck first.")
+            raise UserError("Choose a quiz deck first.")
         if not deck.available:
-            raise ValueError(f"The deck {deck.title!r} is unavailable: {deck.problem}.")
+            raise UserError(f"The deck {deck.title!r} is unavailable: {deck.problem}.")
         return deck
 
     def start(self, deck_id: str, model_key: str | None) -> Progress:
         """Fresh progress for a solo game."""
         if not model_key or model_key not in self.catalog.entries:
-            raise ValueError("No model is available for the quiz: add a checkpoint under checkpoints/.")
+            raise UserError("No model is available for the quiz: add a checkpoint under checkpoints/.")
         return Progress(self.deck(deck_id).id, model_key)
 
     def show(self, progress: Progress, method: str = DEFAULT_METHOD) -> Shown:
@@ -186,11 +188,11 @@ class Quiz:
         guess = check_guess(guess)
         item = next_item(self.deck(progress.deck), progress)
         if item is None:
-            raise ValueError("This deck is finished: press Start to play again.")
+            raise UserError("This deck is finished: press Start to play again.")
         correct = guess == item.truth
         if progress.room:
             if self.store.room(progress.room).deck != progress.deck:
-                raise ValueError("This game does not belong to your room: join the room again.")
+                raise UserError("This game does not belong to your room: join the room again.")
             guess, correct = self.store.record(progress.room, progress.student, item.id, guess, correct)
         progress = Progress(progress.deck, progress.model, progress.answers + [[item.id, guess]],
                             progress.room, progress.student)
@@ -199,7 +201,7 @@ class Quiz:
     def outcome(self, progress: Progress, method: str = DEFAULT_METHOD) -> Outcome:
         """The reveal of the last answered item (also used to switch the heatmap's method)."""
         if not progress.answers:
-            raise ValueError("Guess first: the answer is revealed after your guess.")
+            raise UserError("Guess first: the answer is revealed after your guess.")
         item_id, guess = progress.answers[-1]
         item = self.deck(progress.deck).item(item_id)
         return Outcome(item, guess, guess == item.truth, self.cache.verdict(progress.model, item),
@@ -278,11 +280,13 @@ def main(argv: list[str] | None = None) -> int:
     pre = commands.add_parser("precompute", help="compute verdicts and heatmaps for deck items ahead")
     pre.add_argument("--deck", action="append", help="deck id (repeatable; default: every available deck)")
     pre.add_argument("--model", action="append", help="model key (repeatable; default: the app's default model)")
-    pre.add_argument("--method", action="append", help=f"heatmap method (repeatable; default: {DEFAULT_METHOD})")
+    pre.add_argument("--method", action="append", choices=list(METHODS),
+                     help=f"heatmap method (repeatable; default: {DEFAULT_METHOD})")
     pre.add_argument("--decks-dir", type=Path, default=None, help="default: GAUNTLET_QUIZ_DIR or quiz_data/")
     args = parser.parse_args(argv)
-    catalog = ModelCatalog()
-    quiz = Quiz.from_settings(catalog, get_settings(), args.decks_dir)
+    settings = get_settings()
+    catalog = ModelCatalog.from_settings(settings)
+    quiz = Quiz.from_settings(catalog, settings, args.decks_dir)
     for deck in quiz.unavailable():
         print(f"skipping deck {deck.id}: {deck.problem}", file=sys.stderr)
     models = args.model or ([catalog.default_key] if catalog.default_key else [])

@@ -11,8 +11,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..explain import METHOD_TITLES
 from ..detector import Prediction
+from ..explain import method_title
 from ..present import verdict_sentence, verdict_short
 from .classroom import Room
 from .decks import Deck, DeckItem
@@ -40,7 +40,7 @@ def reveal_markdown(outcome: Outcome) -> str:
     """Right or wrong, the truth and its source, the model's verdict, and the lesson."""
     item = outcome.item
     head = "✅ **Right!**" if outcome.correct else "❌ **Fooled!**"
-    method = METHOD_TITLES.get(outcome.method, outcome.method)
+    method = method_title(outcome.method)
     return (f"{head} You said *{GUESS_WORDS[outcome.guess]}*; this image is **{TRUTH_WORDS[item.truth]}** "
             f"(source: {item.source}).\n\n"
             f"{verdict_sentence(outcome.prediction)} {model_outcome(outcome.prediction, item.truth)} "

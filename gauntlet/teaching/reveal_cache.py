@@ -4,7 +4,9 @@ The quiz reveals the model's verdict and heatmap the moment a player guesses, so
 are computed beforehand: by ``python -m gauntlet.quiz precompute``, or, for an item not
 cached yet, in a background thread while the player is still looking at the image.
 Entries live under ``<cache_dir>/quiz/<model fingerprint>/``; the fingerprint hashes the
-weights, preprocessing, explained layers and calibration, so retraining a model never serves stale verdicts.
+weights and every config field that changes verdicts (preprocessing, explained layers, test-time flip,
+calibration),
+so retraining a model or ``python -m training.flip`` never serves stale verdicts.
 """
 from __future__ import annotations
 
@@ -57,15 +59,13 @@ class RevealCache:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quiz-reveal")
 
     def fingerprint(self, model_key: str) -> str:
-        """A hash of the model's weights and preprocessing (computed once per model)."""
+        """A hash of the model's weights and the config fields that change verdicts (computed once per model)."""
         with self._lock:
             known = self._fingerprints.get(model_key)
         if known:
             return known
         detector = self.catalog.detector(model_key)
-        digest = hashlib.sha256(json.dumps([detector.labels, detector.input_size, detector.config.mean,
-                                            detector.config.std, detector.config.resize,
-                                            detector.config.target_layers, detector.config.calibration]).encode())
+        digest = hashlib.sha256(json.dumps(detector.config.verdict_part(), sort_keys=True).encode())
         for name, tensor in sorted(detector.model.state_dict().items()):
             digest.update(name.encode())
             digest.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes())
