@@ -32,7 +32,7 @@ def build_app(catalog: ModelCatalog, settings: Settings, quiz: Quiz | None = Non
         gr.Markdown(INTRO)
         quiz_progress, room_progress = progress_state("gauntlet-quiz"), progress_state("gauntlet-classroom")
         with gr.Tab("Detector"):
-            build_detector_tab(catalog.predict, catalog.analyse, catalog.choices(), catalog.default_key,
+            build_detector_tab(catalog.predict, catalog.explain_stream, catalog.choices(), catalog.default_key,
                                example_images(settings.data_dir), settings.predict_concurrency)
         with gr.Tab("Spot the fake"):
             build_quiz_tab(demo, quiz, catalog.choices(), catalog.default_key, quiz_progress)
@@ -49,7 +49,8 @@ def launch(settings: Settings | None = None, **kwargs) -> gr.Blocks:
     settings = settings or get_settings()
     if settings.torch_threads:  # 1 (default) is fastest when concurrent requests share a small CPU; 0 = torch default
         torch.set_num_threads(settings.torch_threads)
-    catalog = ModelCatalog()
+    catalog = ModelCatalog(explanation_cache=settings.explanation_cache,
+                           explanation_workers=settings.concurrency_limit)
     catalog.warm_up()
     demo = build_app(catalog, settings)
     allowed = example_images(settings.data_dir)  # only the examples: the data folder holds quiz answers

@@ -1,6 +1,7 @@
 """Words for people: captions and summaries shown next to verdicts and heatmaps."""
 from __future__ import annotations
 
+from .analysis import MethodResult
 from .checkpoint import CheckpointConfig
 from .detector import Prediction
 from .explain import METHOD_TITLES, REGISTRY, Explanation
@@ -57,16 +58,22 @@ def method_description(method: str) -> str:
     return getattr(factory, "caption", "") if factory else ""
 
 
-def explanation_notes(explanations: list[Explanation], faithfulness: list[Faithfulness] | None = None) -> str:
-    """Markdown under the gallery: one paragraph per method with its timing (and faithfulness), then the legend."""
+def explanation_notes(results: list[MethodResult], pending: list[str] | tuple[str, ...] = ()) -> str:
+    """Markdown under the gallery: one paragraph per method with its timing (and faithfulness), then the legend.
+
+    ``pending``: methods still running (the gallery fills in as each one finishes).
+    """
     lines = []
-    for index, explanation in enumerate(explanations):
+    for result in results:
+        explanation = result.explanation
         title = METHOD_TITLES.get(explanation.method, explanation.method)
         line = (f"- **{title}** ({explanation.variant}, {explanation.seconds:.2f} s, explains "
                 f"{explanation.target_label}): {method_description(explanation.method)}")
-        if faithfulness and index < len(faithfulness):
-            line += " " + faithfulness_sentence(explanation, faithfulness[index])
+        if result.faithfulness is not None:
+            line += " " + faithfulness_sentence(explanation, result.faithfulness)
         lines.append(line)
+    if pending:
+        lines.append(f"- *Still working on: {', '.join(METHOD_TITLES.get(m, m) for m in pending)}…*")
     return "\n".join(lines + ["", COLOUR_LEGEND]) if lines else "Choose at least one explanation method."
 
 

@@ -9,18 +9,23 @@ from __future__ import annotations
 import copy
 import csv
 import logging
+import queue
 import re
 import threading
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterator
 
 from PIL import Image
 
+from .analysis import Analysis, MethodResult
 from .checkpoint import CheckpointConfig, bundled_names, load_checkpoint, load_preferring_hub, read_config
-from .detector import Detector, Prediction
-from .explain import METHOD_TITLES, Explanation, ExplainerSet, ProgressFn, available_variants
-from .explain.faithfulness import Faithfulness, explanation_faithfulness
-from .images import load_image
+from .detector import Detector, ModelInput
+from .explain import METHOD_TITLES, ExplainerSet, ProgressFn, available_variants
+from .explain.faithfulness import explanation_faithfulness
+from .images import content_key, load_image
+from .lru import SharedLRU
 from .model_card import unseen_accuracy
 from .present import track_record
 from .render import overlay
@@ -28,6 +33,8 @@ from .settings import get_settings
 
 log = logging.getLogger(__name__)
 DEFAULT_METHODS = ("score_cam", "ablation_cam", "lime")
+DEFAULT_EXPLANATION_CACHE = 256  # finished explanations kept (GAUNTLET_EXPLANATION_CACHE)
+QUICKEST_FIRST = ("grad_cam",)  # streamed before the other methods: one forward and one backward pass
 
 
 @dataclass
@@ -39,19 +46,6 @@ class ModelEntry:
     source: str
     bundled: bool
     config: CheckpointConfig | None = None
-
-
-@dataclass
-class Analysis:
-    """A verdict with its explanations, ready to display."""
-
-    image: Image.Image
-    prediction: Prediction
-    explanations: list[Explanation] = field(default_factory=list)
-    overlays: list[Image.Image] = field(default_factory=list)
-    model_label: str = ""
-    track_record: str = ""  # how often this model was right on its test set (see gauntlet.present.track_record)
-    faithfulness: list[Faithfulness] = field(default_factory=list)  # one per explanation, when measured
 
 
 TRAINING_SOURCE = re.compile(r"([^:|;,]+): \d+ training and")  # as training.train describes a run
@@ -86,10 +80,16 @@ def default_bundled_model(checkpoints_dir: Path | None = None) -> str | None:
 
 
 class ModelCatalog:
-    """Lazily loaded detectors and explainer sets, shared by all sessions (thread-safe)."""
+    """Lazily loaded detectors and explainer sets, shared by all sessions (thread-safe).
+
+    Each model gets ``explanation_workers`` explainer sets, each on its own copy of the network, so that
+    as many explanations run at once; finished explanations are kept in a bounded LRU of
+    ``explanation_cache`` entries, keyed by (pixels, model, method, variant, layers).
+    """
 
     def __init__(self, extra_sources: tuple[str, ...] | None = None, checkpoints_dir: Path | None = None,
-                 unseen: dict[str, dict[str, tuple[float, int]]] | None = None) -> None:
+                 unseen: dict[str, dict[str, tuple[float, int]]] | None = None,
+                 explanation_cache: int = DEFAULT_EXPLANATION_CACHE, explanation_workers: int = 1) -> None:
         settings = get_settings()
         self.checkpoints_dir = checkpoints_dir or settings.checkpoints_dir
         self.entries: dict[str, ModelEntry] = {}
@@ -104,10 +104,12 @@ class ModelCatalog:
         # per bundled name, for the track record under each verdict; the stored cross-dataset results describe
         # the configured checkpoints folder, so a catalog over another folder only has what it is given
         self.unseen = unseen if unseen is not None else unseen_accuracy() if checkpoints_dir is None else {}
+        self.explanation_workers = max(1, explanation_workers)
+        self.cache: SharedLRU[MethodResult] = SharedLRU(explanation_cache)
         self._detectors: dict[str, Detector] = {}
-        self._explainers: dict[str, ExplainerSet] = {}
+        self._explainers: dict[str, list[ExplainerSet]] = {}
+        self._idle: dict[str, queue.SimpleQueue[ExplainerSet]] = {}
         self._lock = threading.Lock()
-        self._model_locks: dict[str, threading.Lock] = {}
 
     def choices(self) -> list[tuple[str, str]]:
         """(label, key) pairs for a model selector."""
@@ -129,61 +131,112 @@ class ModelCatalog:
                 else:
                     checkpoint = load_checkpoint(entry.source)
                 self._detectors[key] = Detector(checkpoint)
-                # Explanations attach hooks and swap layers: they get their own copy of the network,
+                # Explanations attach hooks and swap layers: each worker gets its own copy of the network,
                 # so verdicts for other visitors never wait for them or see their hooks.
-                self._explainers[key] = ExplainerSet(Detector(copy.deepcopy(checkpoint)))
+                self._explainers[key] = [ExplainerSet(Detector(copy.deepcopy(checkpoint)))
+                                         for _ in range(self.explanation_workers)]
+                self._idle[key] = queue.SimpleQueue()
+                for explainers in self._explainers[key]:
+                    self._idle[key].put(explainers)
                 log.info("Loaded model %s from %s", key, checkpoint.source)
             return self._detectors[key]
 
     def explainers(self, key: str) -> ExplainerSet:
+        """The first worker's explainer set for ``key`` (its model copy is never the verdict's)."""
         self.detector(key)
-        return self._explainers[key]
+        return self._explainers[key][0]
 
     def predict(self, source, key: str) -> Analysis:
-        """Load an upload safely and classify it (no explanations: milliseconds)."""
+        """Load an upload safely and classify it (no explanations: milliseconds).
+
+        ``source`` may be an image already decoded (e.g. the verdict of another model): it is not decoded again.
+        """
         image = load_image(source, max_pixels=get_settings().max_pixels)
         detector = self.detector(key)
         return Analysis(image=image, prediction=detector.predict(image), model_label=self.entries[key].label,
-                        track_record=track_record(detector.config, self.unseen.get(key)))
+                        track_record=track_record(detector.config, self.unseen.get(key)), model_key=key,
+                        content_key=content_key(image))
+
+    def explain_stream(self, verdict: Analysis, methods: list[str], variant: str = "fast", layers: str = "last",
+                       progress: ProgressFn = None, faithfulness: bool = False) -> Iterator[Analysis]:
+        """Explain ``verdict``'s predicted class with each method, yielding the growing analysis.
+
+        First the verdict alone, then one more result as each method finishes: cached ones first, then
+        Grad-CAM (the quickest), then the rest in the order given. The last value holds every result.
+        The image is preprocessed at most once, however many methods run. With ``faithfulness``, each
+        heatmap's deletion and insertion AUC are measured too (``2 * (DEFAULT_STEPS + 1)`` forward passes
+        per method, see :mod:`gauntlet.explain.faithfulness`).
+        """
+        yield replace(verdict, results=[])
+        keys = {method: self._cache_key(verdict, method, variant, layers) for method in methods}
+        order = sorted(methods, key=lambda m: (self.cache.get(keys[m]) is None, m not in QUICKEST_FIRST))
+        results: list[MethodResult] = []
+        prepared: ModelInput | None = None
+        for index, method in enumerate(order):
+            if progress:
+                progress(index / len(order), f"{METHOD_TITLES[method]} ({keys[method][3]})")
+            result = self.cache.get(keys[method])
+            if result is None or (faithfulness and result.faithfulness is None):
+                prepared = prepared or self.detector(verdict.model_key).prepare(verdict.image)
+                result = self._explain(verdict, prepared, keys[method], faithfulness, result)
+                self.cache.put(keys[method], result)
+            results.append(result if faithfulness or result.faithfulness is None else replace(result, faithfulness=None))
+            yield replace(verdict, results=list(results))
 
     def analyse(self, source, key: str, methods: list[str], variant: str = "fast", layers: str = "last",
                 progress: ProgressFn = None, faithfulness: bool = False) -> Analysis:
-        """Load an upload safely, classify it and explain the predicted class with each method.
-
-        With ``faithfulness``, each heatmap's deletion and insertion AUC are measured too
-        (``2 * (DEFAULT_STEPS + 1)`` forward passes per method, see :mod:`gauntlet.explain.faithfulness`).
-        """
-        analysis = self.predict(source, key)
-        image = analysis.image
-        for index, method in enumerate(methods):
-            chosen = variant if variant in available_variants(method) else "full"
-            if progress:
-                progress(index / max(len(methods), 1), f"{METHOD_TITLES[method]} ({chosen})")
-            with self._lock_for(key):
-                explainers = self.explainers(key)
-                explanation = explainers.get(method, chosen, layers).explain(
-                    image, target=analysis.prediction.predicted_index, time_limit_s=get_settings().explain_timeout_s)
-                if faithfulness:
-                    analysis.faithfulness.append(explanation_faithfulness(explainers.detector, explanation))
-            analysis.explanations.append(explanation)
-            analysis.overlays.append(overlay(explanation.image, explanation.heatmap))
+        """Load an upload safely, classify it and explain the predicted class with each method (all at once)."""
+        for analysis in self.explain_stream(self.predict(source, key), methods, variant, layers, progress,
+                                            faithfulness):
+            pass
         return analysis
 
     def warm_up(self, key: str | None = None, methods: tuple[str, ...] = DEFAULT_METHODS) -> None:
         """Load a model (the default one) and run a verdict and its fast explanations on a blank image.
 
         Called before the app starts serving, so the first visitors after a restart do not wait
-        for the checkpoint to load or for the first-call allocations of each explainer.
+        for the checkpoint to load or for the first-call allocations of each worker's explainers.
         """
         key = key or self.default_key
-        if key is not None:
-            self.analyse(Image.new("RGB", (64, 64), (128, 128, 128)), key, list(methods))
-            log.info("Warmed up model %s", key)
+        if key is None:
+            return
+        verdict = self.predict(Image.new("RGB", (64, 64), (128, 128, 128)), key)
+        prepared = self.detector(key).prepare(verdict.image)
+        for explainers in self._explainers[key]:
+            for method in methods:
+                explainers.get(method, "fast").explain(prepared, target=verdict.prediction.predicted_index)
+        log.info("Warmed up model %s", key)
 
-    def _lock_for(self, key: str) -> threading.Lock:
-        """Explainers hold hooks on their model copy: one explanation per model at a time."""
-        with self._lock:
-            return self._model_locks.setdefault(key, threading.Lock())
+    @staticmethod
+    def _cache_key(verdict: Analysis, method: str, variant: str, layers: str) -> tuple[str, str, str, str, str]:
+        """(pixels, model, method, variant actually run, layers): what a finished explanation depends on."""
+        chosen = variant if variant in available_variants(method) else "full"
+        return verdict.content_key, verdict.model_key, method, chosen, layers
+
+    def _explain(self, verdict: Analysis, prepared: ModelInput, key: tuple[str, str, str, str, str],
+                 faithfulness: bool, done: MethodResult | None) -> MethodResult:
+        """Run one method on an idle worker's model copy (and measure its faithfulness when asked)."""
+        _, model_key, method, variant, layers = key
+        with self._worker(model_key) as explainers:
+            if done is None:
+                explanation = explainers.get(method, variant, layers).explain(
+                    prepared, target=verdict.prediction.predicted_index,
+                    time_limit_s=get_settings().explain_timeout_s)
+                done = MethodResult(explanation, overlay(explanation.image, explanation.heatmap))
+            if faithfulness:
+                done = replace(done, faithfulness=explanation_faithfulness(
+                    explainers.detector, done.explanation, prepared=prepared))
+        return done
+
+    @contextmanager
+    def _worker(self, key: str) -> Iterator[ExplainerSet]:
+        """An idle explainer set of model ``key`` (waits for one): explainers hold hooks on their model copy."""
+        self.detector(key)
+        explainers = self._idle[key].get()
+        try:
+            yield explainers
+        finally:
+            self._idle[key].put(explainers)
 
 
 def example_images(data_dir: Path | None, per_class: int = 2) -> list[str]:
