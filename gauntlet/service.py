@@ -161,27 +161,33 @@ class ModelCatalog:
                        progress: ProgressFn = None, faithfulness: bool = False) -> Iterator[Analysis]:
         """Explain ``verdict``'s predicted class with each method, yielding the growing analysis.
 
-        First the verdict alone, then one more result as each method finishes: cached ones first, then
-        Grad-CAM (the quickest), then the rest in the order given. The last value holds every result.
-        The image is preprocessed at most once, however many methods run. With ``faithfulness``, each
-        heatmap's deletion and insertion AUC are measured too (``2 * (DEFAULT_STEPS + 1)`` forward passes
-        per method, see :mod:`gauntlet.explain.faithfulness`).
+        First the verdict with every result already cached, then one more result as each other method
+        finishes: Grad-CAM (the quickest) first, then the rest in the order given. The last value holds
+        every result. The image is preprocessed at most once, however many methods run. With
+        ``faithfulness``, each heatmap's deletion and insertion AUC are measured too
+        (``2 * (DEFAULT_STEPS + 1)`` forward passes per method, see :mod:`gauntlet.explain.faithfulness`).
         """
-        yield replace(verdict, results=[])
         keys = {method: self._cache_key(verdict, method, variant, layers) for method in methods}
-        order = sorted(methods, key=lambda m: (self.cache.get(keys[m]) is None, m not in QUICKEST_FIRST))
-        results: list[MethodResult] = []
+        results = [result for result in (self._cached(keys[m], faithfulness) for m in methods) if result]
+        yield replace(verdict, results=list(results))
+        missing = sorted((m for m in methods if m not in {r.method for r in results}),
+                         key=lambda m: m not in QUICKEST_FIRST)
         prepared: ModelInput | None = None
-        for index, method in enumerate(order):
+        for method in missing:
             if progress:
-                progress(index / len(order), f"{METHOD_TITLES[method]} ({keys[method][3]})")
-            result = self.cache.get(keys[method])
-            if result is None or (faithfulness and result.faithfulness is None):
-                prepared = prepared or self.detector(verdict.model_key).prepare(verdict.image)
-                result = self._explain(verdict, prepared, keys[method], faithfulness, result)
-                self.cache.put(keys[method], result)
-            results.append(result if faithfulness or result.faithfulness is None else replace(result, faithfulness=None))
+                progress(len(results) / len(methods), f"{METHOD_TITLES[method]} ({keys[method][3]})")
+            prepared = prepared or self.detector(verdict.model_key).prepare(verdict.image)
+            result = self._explain(verdict, prepared, keys[method], faithfulness, self.cache.get(keys[method]))
+            self.cache.put(keys[method], result)
+            results.append(result)
             yield replace(verdict, results=list(results))
+
+    def _cached(self, key: tuple[str, str, str, str, str], faithfulness: bool) -> MethodResult | None:
+        """The finished result under ``key`` if it has all that is asked (faithfulness shown only when asked)."""
+        result = self.cache.get(key)
+        if result is None or (faithfulness and result.faithfulness is None):
+            return None
+        return result if faithfulness or result.faithfulness is None else replace(result, faithfulness=None)
 
     def analyse(self, source, key: str, methods: list[str], variant: str = "fast", layers: str = "last",
                 progress: ProgressFn = None, faithfulness: bool = False) -> Analysis:

@@ -196,9 +196,10 @@ def test_explanations_stream_in_one_by_one_grad_cam_first(catalog, rgb_image):
     assert [[r.method for r in step.results] for step in stream] == [
         [], ["grad_cam"], ["grad_cam", "lime"], ["grad_cam", "lime", "score_cam"]]
     assert all(step.prediction == verdict.prediction and step.image is verdict.image for step in stream)
-    whole = catalog.analyse(rgb_image, "baseline-cifake", ["lime", "score_cam", "grad_cam"])
-    assert [r.explanation.heatmap.tolist() for r in whole.results] == [
-        r.explanation.heatmap.tolist() for r in stream[-1].results]
+    again = list(catalog.explain_stream(verdict, ["lime", "score_cam", "grad_cam"]))
+    assert len(again) == 1, "finished explanations come at once"
+    assert [r.method for r in again[0].results] == ["lime", "score_cam", "grad_cam"]
+    assert {r.method: r for r in again[0].results} == {r.method: r for r in stream[-1].results}
 
 
 def test_finished_explanations_are_reused_for_the_same_pixels(catalog, tmp_path, rgb_image, spies):
