@@ -17,6 +17,8 @@ class MethodResult:
     explanation: Explanation
     overlay: Image.Image
     faithfulness: Faithfulness | None = None  # deletion / insertion AUC, only when asked for
+    # the overlay saved once as a file while the result is cached: shown to many visitors, it is never re-encoded
+    overlay_file: str | None = None
 
     @property
     def method(self) -> str:

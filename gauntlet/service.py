@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import logging
+import os
 import queue
 import re
+import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -105,7 +108,8 @@ class ModelCatalog:
         # the configured checkpoints folder, so a catalog over another folder only has what it is given
         self.unseen = unseen if unseen is not None else unseen_accuracy() if checkpoints_dir is None else {}
         self.explanation_workers = max(1, explanation_workers)
-        self.cache: SharedLRU[MethodResult] = SharedLRU(explanation_cache)
+        self.cache: SharedLRU[MethodResult] = SharedLRU(explanation_cache, on_evict=_forget_overlay_file)
+        self._overlay_dir = Path(tempfile.mkdtemp(prefix="gauntlet-overlays-")) if explanation_cache > 0 else None
         self._detectors: dict[str, Detector] = {}
         self._explainers: dict[str, list[ExplainerSet]] = {}
         self._idle: dict[str, queue.SimpleQueue[ExplainerSet]] = {}
@@ -228,11 +232,23 @@ class ModelCatalog:
                 explanation = explainers.get(method, variant, layers).explain(
                     prepared, target=verdict.prediction.predicted_index,
                     time_limit_s=get_settings().explain_timeout_s)
-                done = MethodResult(explanation, overlay(explanation.image, explanation.heatmap))
+                shown = overlay(explanation.image, explanation.heatmap)
+                done = MethodResult(explanation, shown, overlay_file=self._overlay_file(shown, key))
             if faithfulness:
                 done = replace(done, faithfulness=explanation_faithfulness(
                     explainers.detector, done.explanation, prepared=prepared))
         return done
+
+    def _overlay_file(self, image: Image.Image, key: tuple[str, str, str, str, str]) -> str | None:
+        """``image`` saved (WebP) under a name made from the cache key; written to a temporary name and
+        renamed into place, so a visitor reading the file never sees it half written. None without a cache."""
+        if self._overlay_dir is None:
+            return None
+        path = self._overlay_dir / f"{hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()}.webp"
+        with tempfile.NamedTemporaryFile(dir=self._overlay_dir, suffix=".part", delete=False) as handle:
+            image.save(handle, format="WEBP")
+        os.replace(handle.name, path)
+        return str(path)
 
     @contextmanager
     def _worker(self, key: str) -> Iterator[ExplainerSet]:
@@ -243,6 +259,12 @@ class ModelCatalog:
             yield explainers
         finally:
             self._idle[key].put(explainers)
+
+
+def _forget_overlay_file(result: MethodResult) -> None:
+    """A result left the cache: its overlay file goes too (gradio keeps its own copy of what it served)."""
+    if result.overlay_file:
+        Path(result.overlay_file).unlink(missing_ok=True)
 
 
 def example_images(data_dir: Path | None, per_class: int = 2) -> list[str]:

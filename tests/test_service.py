@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,10 +223,14 @@ def test_the_explanation_cache_is_bounded(tmp_path):
 
     make_checkpoint(tmp_path / "tiny", "baseline_cnn")
     catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path, explanation_cache=2)
+    files = []
     for seed in range(3):
         image = Image.fromarray(np.random.RandomState(seed).randint(0, 255, (8, 8, 3), dtype=np.uint8))
-        catalog.analyse(image, "tiny", ["grad_cam"])
+        (result,) = catalog.analyse(image, "tiny", ["grad_cam"]).results
+        files.append(Path(result.overlay_file))
+        assert Image.open(files[-1]).size == result.overlay.size, "the overlay is saved once, as a file"
     assert len(catalog.cache) == 2
+    assert [file.exists() for file in files] == [False, True, True], "an evicted result's file goes with it"
     cache = SharedLRU(2)
     cache.put("a", 1), cache.put("b", 2), cache.get("a"), cache.put("c", 3)
     assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3), "the least recently used goes"

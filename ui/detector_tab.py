@@ -91,7 +91,8 @@ def make_analyse_handler(predict: Callable[..., Analysis], explain_stream: Calla
             done = [result.method for result in analysis.results]
             partial = {**_verdict_outputs(analysis, out), out.notes: explanation_notes(
                 analysis.results, [m for m in requested if m not in done]),
-                out.gallery: [(result.overlay, method_caption(result.explanation)) for result in analysis.results]}
+                out.gallery: [(result.overlay_file or result.overlay, method_caption(result.explanation))
+                              for result in analysis.results]}
             if len(done) < len(requested):
                 yield partial
         history = (history or [])[-(HISTORY_LIMIT - 1):] + [
