@@ -221,7 +221,7 @@ class ModelCatalog:
     def _cache_key(verdict: Analysis, method: str, variant: str, layers: str) -> tuple[str, str, str, str, str]:
         """(pixels, model, method, variant actually run, layers): what a finished explanation depends on."""
         chosen = variant if variant in available_variants(method) else "full"
-        return verdict.content_key, verdict.model_key, method, chosen, layers
+        return verdict.content_key or content_key(verdict.image), verdict.model_key, method, chosen, layers
 
     def _explain(self, verdict: Analysis, prepared: ModelInput, key: tuple[str, str, str, str, str],
                  faithfulness: bool, done: MethodResult | None) -> MethodResult:
