@@ -38,7 +38,7 @@ def build_app(catalog: ModelCatalog, settings: Settings, quiz: Quiz | None = Non
         gr.Markdown(INTRO)
         quiz_progress, room_progress = progress_state("gauntlet-quiz"), progress_state("gauntlet-classroom")
         with gr.Tab("Detector"):
-            build_detector_tab(catalog.predict, catalog.analyse, catalog.choices(), catalog.default_key,
+            build_detector_tab(catalog.predict, catalog.explain_stream, catalog.choices(), catalog.default_key,
                                detector_examples(settings), settings.predict_concurrency)
         with gr.Tab("Spot the fake"):
             build_quiz_tab(demo, quiz, catalog.choices(), catalog.default_key, quiz_progress)

@@ -1,6 +1,7 @@
 """Load test: N simulated users drive the real app on 127.0.0.1 for a fixed time.
 
-    python -m benchmarks.load [--clients 20] [--duration 120] [--ramp-up 10] [--json OUT]
+    python -m benchmarks.load [--clients 20] [--duration 120] [--ramp-up 10] [--examples 4] [--own-share 0.25]
+                              [--workers N] [--json OUT]
 
 The app runs as a child process (``python app.py``, see :mod:`benchmarks.server`)
 on a free loopback port. Each user is a ``gradio_client.Client`` (its own
@@ -8,7 +9,13 @@ session) that loops over three kinds of request until the time is up: the
 verdict alone (``/predict``, what an upload triggers), the Analyse button
 (``/analyse`` with the default fast explanations), and a quiz round (guess,
 reveal, next image) when a quiz deck is playable. Every request has a
-timeout, so the run always ends. The report gives p50/p95/max latency and
+timeout, so the run always ends.
+
+Uploads are what a class sends: every user clicks through the same few example
+images (``--examples``, in the same order, as a teacher would ask), and a share
+of uploads (``--own-share``) is each visitor's own photo, new every time, which
+no cache has seen. ``--workers`` sets the app's explanation workers
+(``GAUNTLET_CONCURRENCY``: one model copy and one torch thread each). The report gives p50/p95/max latency and
 errors per kind, and the server's resident memory (start, peak, end) and how
 much Gradio's upload/output cache grew.
 
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import random
 import tempfile
 import threading
 import time
@@ -40,6 +48,9 @@ from gauntlet.settings import get_settings
 
 REQUEST_TIMEOUT_S = 120.0
 DEFAULT_RAMP_UP_S = 10.0  # visitors arrive over this many seconds (run() and the command line alike)
+DEFAULT_EXAMPLES = 4  # the detector tab shows four examples (two per class)
+DEFAULT_OWN_SHARE = 0.25  # one upload in four is a visitor's own photo
+OWN_SEEDS_PER_USER = 100_000  # user i's own photos use seeds from (i + 1) * this on: never an example's, never shared
 FAST_METHODS = default_methods()
 
 
@@ -54,15 +65,17 @@ class Sample:
 
 def make_images(folder: Path, count: int = 8) -> list[Path]:
     """Distinct photo-sized JPEGs (smooth colours plus noise), generated, never copied from data."""
-    rng = np.random.RandomState(0)
-    paths = []
-    for index in range(count):
-        height, width = (480, 640) if index % 2 else (512, 512)
-        base = np.linspace(0, 255, width)[None, :, None] * rng.rand(1, 1, 3) + rng.rand(height, 1, 3) * 60
-        pixels = np.clip(base + rng.normal(0, 12, (height, width, 3)), 0, 255).astype(np.uint8)
-        paths.append(folder / f"load_{index}.jpg")
-        Image.fromarray(pixels).save(paths[-1], quality=90)
-    return paths
+    return [make_photo(folder / f"load_{seed}.jpg", seed) for seed in range(count)]
+
+
+def make_photo(path: Path, seed: int) -> Path:
+    """One photo-sized JPEG (640x480 or 512x512), different for every ``seed``."""
+    rng = np.random.RandomState(seed)
+    height, width = (480, 640) if seed % 2 else (512, 512)
+    base = np.linspace(0, 255, width)[None, :, None] * rng.rand(1, 1, 3) + rng.rand(height, 1, 3) * 60
+    pixels = np.clip(base + rng.normal(0, 12, (height, width, 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path, quality=90)
+    return path
 
 
 def pick_model(work: Path, checkpoints: Path | None, architecture: str | None) -> tuple[Path, str]:
@@ -107,23 +120,37 @@ class MemoryWatch(threading.Thread):
 
 
 class User:
-    """One simulated visitor with its own gradio session."""
+    """One simulated visitor with its own gradio session.
 
-    def __init__(self, url: str, model: str, images: list[Path], deck: str | None) -> None:
+    It uploads the class's ``examples`` in turn, except that with probability ``own_share`` an upload is
+    its own new photo (written to ``own_folder``; seeds from ``own_seed`` on, distinct for every user).
+    """
+
+    def __init__(self, url: str, model: str, examples: list[Path], deck: str | None, own_folder: Path | None = None,
+                 own_share: float = 0.0, own_seed: int = 0) -> None:
         self.client = Client(url, verbose=False, httpx_kwargs={"trust_env": False})
-        self.model, self.images, self.deck = model, itertools.cycle(images), deck
+        self.model, self.images, self.deck = model, itertools.cycle(examples), deck
+        self.own_folder, self.own_share, self.own_seed = own_folder, own_share, own_seed
+        self.chance = random.Random(own_seed)
         self.saved: dict | None = None
+
+    def next_image(self) -> str:
+        """The next example, or (with probability ``own_share``) a photo of the visitor's own."""
+        if self.own_folder is None or self.chance.random() >= self.own_share:
+            return str(next(self.images))
+        self.own_seed += 1
+        return str(make_photo(self.own_folder / f"own_{self.own_seed}.jpg", self.own_seed))
 
     def call(self, *args, api_name: str):
         return self.client.submit(*args, api_name=api_name).result(timeout=REQUEST_TIMEOUT_S)
 
     def verdict(self) -> None:
         """What an upload triggers: ``/predict``, the verdict alone (its own concurrency group)."""
-        _check_label(self.call(handle_file(str(next(self.images))), self.model, api_name="/predict")[1])
+        _check_label(self.call(handle_file(self.next_image()), self.model, api_name="/predict")[1])
 
     def explained(self) -> None:
         """The Analyse button: ``/analyse`` with the default methods, fast variants."""
-        _check_label(self.call(handle_file(str(next(self.images))), self.model, FAST_METHODS, "fast", "last", False,
+        _check_label(self.call(handle_file(self.next_image()), self.model, FAST_METHODS, "fast", "last", False,
                                api_name="/analyse")[1])
 
     def quiz_round(self) -> None:
@@ -187,39 +214,54 @@ def playable_deck(user: User, deck: str) -> str | None:
 
 
 def run(clients: int, duration: float, checkpoints: Path | None, architecture: str | None, deck: str,
-        ramp_up: float = DEFAULT_RAMP_UP_S) -> dict:
-    """Start the app, drive it with ``clients`` users for ``duration`` seconds, stop it, report."""
+        ramp_up: float = DEFAULT_RAMP_UP_S, examples: int = DEFAULT_EXAMPLES, own_share: float = DEFAULT_OWN_SHARE,
+        workers: int | None = None) -> dict:
+    """Start the app, drive it with ``clients`` users for ``duration`` seconds, stop it, report.
+
+    ``workers``: the app's explanation workers (``GAUNTLET_CONCURRENCY``; None keeps the app's setting).
+    """
     with tempfile.TemporaryDirectory(prefix="gauntlet-load-") as folder:
         work = Path(folder)
         checkpoints, model = pick_model(work, checkpoints, architecture)
         env = {"GAUNTLET_CHECKPOINTS_DIR": str(checkpoints), "GAUNTLET_CACHE_DIR": str(work / "cache"),
                "GAUNTLET_CLASSROOM_DB": str(work / "classroom.sqlite3"), "GRADIO_TEMP_DIR": str(work / "gradio")}
+        if workers:
+            env["GAUNTLET_CONCURRENCY"] = str(workers)
         with AppServer(env) as server:
             watch = MemoryWatch(server.pid)
             watch.start()
-            samples, kinds = drive_all(server.url, model, make_images(work), deck, clients, duration, ramp_up)
+            samples, kinds = drive_all(server.url, model, make_images(work, examples), deck, clients, duration,
+                                       ramp_up, own_share, work)
             memory = watch.stop()
             log = server.log_text()
         return {"clients": clients, "duration_s": duration, "ramp_up_s": ramp_up, "model": model, "kinds": kinds,
+                "examples": examples, "own_share": own_share, "workers": workers or get_settings().concurrency_limit,
                 "latency": summarise(samples), "server_memory": memory, "gradio_cache": folder_size(work / "gradio"),
                 "traceback_in_server_log": "Traceback" in log, "first_traceback": first_traceback(log),
                 "samples": [asdict(s) for s in samples]}
 
 
 def first_traceback(log: str) -> str:
-    """The server log from its first traceback on (a few thousand characters), or ''."""
+    """The server log's first traceback: its innermost frames and the exception line(s), or ''."""
     start = log.find("Traceback")
-    return log[start:start + 4000] if start >= 0 else ""
+    if start < 0:
+        return ""
+    lines = log[start:].splitlines()
+    end = next((i for i, line in enumerate(lines[1:], 1) if not line.startswith((" ", "\t"))), len(lines))
+    return "\n".join(lines[max(1, end - 12):end + 3])
 
 
 def drive_all(url: str, model: str, images: list[Path], deck: str, clients: int, duration: float,
-              ramp_up: float = 0.0) -> tuple[list[Sample], list[str]]:
+              ramp_up: float = 0.0, own_share: float = 0.0, own_folder: Path | None = None
+              ) -> tuple[list[Sample], list[str]]:
     """Run ``clients`` users in threads until ``duration`` has passed; each starts at a different kind.
 
     User ``i`` starts ``i * ramp_up / clients`` seconds in (visitors arrive over time, as load tools
-    spawn them); ``ramp_up=0`` starts everyone at the same instant.
+    spawn them); ``ramp_up=0`` starts everyone at the same instant. Users upload ``images`` in turn, and
+    with probability ``own_share`` a new photo of their own, written to ``own_folder``.
     """
-    users = [User(url, model, images, deck) for _ in range(clients)]
+    users = [User(url, model, images, deck, own_folder, own_share, (i + 1) * OWN_SEEDS_PER_USER)
+             for i in range(clients)]
     kinds = ["verdict", "explained"] + (["quiz_round"] if playable_deck(users[0], deck) else [])
     samples: list[Sample] = []
     lock, start = threading.Lock(), time.monotonic()
@@ -237,7 +279,8 @@ def drive_all(url: str, model: str, images: list[Path], deck: str, clients: int,
 
 def print_report(result: dict) -> None:
     print(f"\n{result['clients']} clients for {result['duration_s']:.0f} s (arriving over the first "
-          f"{result['ramp_up_s']:.0f} s), model {result['model']}")
+          f"{result['ramp_up_s']:.0f} s), model {result['model']}, {result['workers']} explanation worker(s); "
+          f"uploads: {result['examples']} shared examples, {result['own_share']:.0%} own photos")
     print(f"{'kind':<12}{'requests':>9}{'errors':>8}{'p50 s':>8}{'p95 s':>8}{'max s':>8}")
     for kind, row in result["latency"].items():
         print(f"{kind:<12}{row['requests']:>9}{row['errors']:>8}{row['p50_s']:>8}{row['p95_s']:>8}{row['max_s']:>8}")
@@ -260,12 +303,18 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoints", type=Path, help="folder of checkpoints (default: the app's)")
     parser.add_argument("--random", metavar="ARCHITECTURE", help="use a random-weight model of this architecture")
     parser.add_argument("--deck", default="tiny_images", help="quiz deck for quiz rounds")
+    parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES,
+                        help="example images the whole class uploads in turn")
+    parser.add_argument("--own-share", type=float, default=DEFAULT_OWN_SHARE,
+                        help="share of uploads that are a visitor's own new photo (never cached)")
+    parser.add_argument("--workers", type=int, help="explanation workers (GAUNTLET_CONCURRENCY; default: the app's)")
     parser.add_argument("--json", type=Path, help="write the full result (with every sample) here")
     return parser
 
 
 def main(args: argparse.Namespace) -> dict:
-    result = run(args.clients, args.duration, args.checkpoints, args.random, args.deck, args.ramp_up)
+    result = run(args.clients, args.duration, args.checkpoints, args.random, args.deck, args.ramp_up, args.examples,
+                 args.own_share, args.workers)
     print_report(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -27,6 +27,20 @@ def pad_to_square(image: Image.Image, fill: tuple[int, int, int] = (0, 0, 0)) ->
     return canvas, (left, top, left + width, top + height)
 
 
+@dataclass(frozen=True)
+class ModelInput:
+    """One image as the network sees it, prepared once per analysis and shared by every explainer.
+
+    ``square`` is the padded square before resizing and ``box`` where ``image`` lies in it (to lay
+    heatmaps back over the image); ``batch`` is the normalised 1x3xSxS tensor.
+    """
+
+    image: Image.Image
+    square: Image.Image
+    box: tuple[int, int, int, int]
+    batch: torch.Tensor
+
+
 @dataclass
 class Prediction:
     """A verdict: probability per label (calibrated), the predicted class (the argmax) and whether it is sure.
@@ -93,9 +107,14 @@ class Detector:
         batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
         return (batch - self._mean) / self._std
 
+    def prepare(self, image: Image.Image) -> ModelInput:
+        """One RGB image -> its padded square and normalised batch, for the verdict and every explainer."""
+        square, box = self.square_input(image)
+        return ModelInput(image, square, box, self.to_tensor([square]))
+
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """One RGB image -> a normalised 1x3xSxS tensor (padded to a square, then resized)."""
-        return self.to_tensor([self.square_input(image)[0]])
+        return self.prepare(image).batch
 
     @torch.no_grad()
     def probabilities(self, batch: torch.Tensor) -> torch.Tensor:

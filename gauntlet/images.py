@@ -13,6 +13,7 @@ dozen rarely used decoders on whatever bytes a visitor sends.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
@@ -188,6 +189,13 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS, max_si
     except Exception as err:  # noqa: BLE001 - any decoder failure must become a human message
         log.info("Could not decode an upload: %s: %s", type(err).__name__, err)
         raise ImageError(_damaged_message(err)) from None
+
+
+def content_key(image: Image.Image) -> str:
+    """A short hash of an image's pixels: equal pixels, equal key, whatever file or format they came in."""
+    digest = hashlib.blake2b(f"{image.mode} {image.size}".encode(), digest_size=16)
+    digest.update(image.tobytes())
+    return digest.hexdigest()
 
 
 def _decode(source: ImageSource, max_pixels: int) -> Image.Image:

@@ -1,6 +1,7 @@
 """Words for people: captions and summaries shown next to verdicts and heatmaps."""
 from __future__ import annotations
 
+from .analysis import MethodResult
 from .checkpoint import CheckpointConfig
 from .detector import Prediction
 from .explain import METHODS, Explanation, method_title
@@ -70,15 +71,21 @@ def method_description(method: str, variant: str) -> str:
     return METHODS[method].caption(variant) if method in METHODS else ""
 
 
-def explanation_notes(explanations: list[Explanation], faithfulness: list[Faithfulness] | None = None) -> str:
-    """Markdown under the gallery: one paragraph per method with its timing (and faithfulness), then the legend."""
+def explanation_notes(results: list[MethodResult], pending: list[str] | tuple[str, ...] = ()) -> str:
+    """Markdown under the gallery: one paragraph per method with its timing (and faithfulness), then the legend.
+
+    ``pending``: methods still running (the gallery fills in as each one finishes).
+    """
     lines = []
-    for index, explanation in enumerate(explanations):
+    for result in results:
+        explanation = result.explanation
         line = (f"- **{method_title(explanation.method)}** ({explanation.variant}, {explanation.seconds:.2f} s, "
                 f"explains {explanation.target_label}): {method_description(explanation.method, explanation.variant)}")
-        if faithfulness and index < len(faithfulness):
-            line += " " + faithfulness_sentence(explanation, faithfulness[index])
+        if result.faithfulness is not None:
+            line += " " + faithfulness_sentence(explanation, result.faithfulness)
         lines.append(line)
+    if pending:
+        lines.append(f"- *Still working on: {', '.join(method_title(m) for m in pending)}…*")
     return "\n".join(lines + ["", COLOUR_LEGEND]) if lines else "Choose at least one explanation method."
 
 

@@ -8,26 +8,39 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import logging
+import os
+import queue
+import tempfile
 import threading
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterator
 
 from PIL import Image
 
+from .analysis import Analysis, MethodResult
 from .checkpoint import CheckpointConfig, bundled_names, load_checkpoint, load_preferring_hub, read_config
-from .detector import Detector, Prediction
+from .detector import Detector, ModelInput
 from .errors import UserError
-from .explain import Explanation, ExplainerSet, ProgressFn, available_variants, default_methods, method_title
+from .explain import ExplainerSet, ProgressFn, available_variants, default_methods, method_title
 from .explain.base import ExplanationTimeout
-from .explain.faithfulness import Faithfulness, explanation_faithfulness
-from .images import DEFAULT_MAX_PIXELS, load_image
+from .explain.faithfulness import explanation_faithfulness
+from .images import DEFAULT_MAX_PIXELS, content_key, load_image
+from .lru import SharedLRU
 from .model_card import unseen_accuracy
 from .present import track_record
 from .render import overlay
 from .settings import BUNDLED_CHECKPOINTS, Settings
 
 log = logging.getLogger(__name__)
+DEFAULT_EXPLANATION_CACHE = 256  # finished explanations kept (GAUNTLET_EXPLANATION_CACHE)
+QUICKEST_FIRST = ("grad_cam",)  # streamed before the other methods: one forward and one backward pass
+DEFAULT_METHODS = ("score_cam", "ablation_cam", "lime")
+DEFAULT_EXPLANATION_CACHE = 256  # finished explanations kept (GAUNTLET_EXPLANATION_CACHE)
+QUICKEST_FIRST = ("grad_cam",)  # streamed before the other methods: one forward and one backward pass
 
 
 @dataclass
@@ -39,19 +52,6 @@ class ModelEntry:
     source: str
     bundled: bool
     config: CheckpointConfig | None = None
-
-
-@dataclass
-class Analysis:
-    """A verdict with its explanations, ready to display."""
-
-    image: Image.Image
-    prediction: Prediction
-    explanations: list[Explanation] = field(default_factory=list)
-    overlays: list[Image.Image] = field(default_factory=list)
-    model_label: str = ""
-    track_record: str = ""  # how often this model was right on its test set (see gauntlet.present.track_record)
-    faithfulness: list[Faithfulness] = field(default_factory=list)  # one per explanation, when measured
 
 
 def selector_label(config: CheckpointConfig) -> str:
@@ -72,14 +72,21 @@ def default_bundled_model(checkpoints_dir: Path = BUNDLED_CHECKPOINTS) -> str | 
 
 
 class ModelCatalog:
-    """Lazily loaded detectors and explainer sets, shared by all sessions (thread-safe)."""
+    """Lazily loaded detectors and explainer sets, shared by all sessions (thread-safe).
+
+    Each model gets ``explanation_workers`` explainer sets, each on its own copy of the network, so that
+    as many explanations run at once; finished explanations are kept in a bounded LRU of
+    ``explanation_cache`` entries, keyed by (pixels, model, method, variant, layers).
+    """
 
     def __init__(self, extra_sources: tuple[str, ...] = (), checkpoints_dir: Path = BUNDLED_CHECKPOINTS,
                  unseen: dict[str, dict[str, tuple[float, int]]] | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 explain_timeout_s: float | None = None, hub_offline: bool = False) -> None:
+                 explain_timeout_s: float | None = None, hub_offline: bool = False,
+                 explanation_cache: int = DEFAULT_EXPLANATION_CACHE, explanation_workers: int = 1) -> None:
         """``unseen``: per bundled name, its accuracy on never-trained-on collections (the track record under
         each verdict; see :func:`gauntlet.model_card.unseen_accuracy`); ``max_pixels``: the upload limit;
-        ``explain_timeout_s``: when an explanation is stopped (None: never)."""
+        ``explain_timeout_s``: when an explanation is stopped (None: never); ``explanation_cache``: finished
+        explanations kept (0: none); ``explanation_workers``: explanations that may run at once."""
         self.checkpoints_dir = checkpoints_dir
         self.max_pixels, self.explain_timeout_s, self.hub_offline = max_pixels, explain_timeout_s, hub_offline
         self.entries: dict[str, ModelEntry] = {}
@@ -89,17 +96,21 @@ class ModelCatalog:
         for source in extra_sources:
             self.entries[source] = ModelEntry(source, source, source, False)
         self.unseen = unseen or {}
+        self.explanation_workers = max(1, explanation_workers)
+        self.cache: SharedLRU[MethodResult] = SharedLRU(explanation_cache, on_evict=_forget_overlay_file)
+        self._overlay_dir = Path(tempfile.mkdtemp(prefix="gauntlet-overlays-")) if explanation_cache > 0 else None
         self._detectors: dict[str, Detector] = {}
-        self._explainers: dict[str, ExplainerSet] = {}
+        self._explainers: dict[str, list[ExplainerSet]] = {}
+        self._idle: dict[str, queue.SimpleQueue[ExplainerSet]] = {}
         self._lock = threading.Lock()
-        self._model_locks: dict[str, threading.Lock] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ModelCatalog":
         """The app's catalogue: the configured folder and extra models, limits, and the stored cross-dataset
         results (they describe the bundled checkpoints)."""
         return cls(settings.default_models, settings.checkpoints_dir, unseen_accuracy(), settings.max_pixels,
-                   settings.explain_timeout_s, settings.hub_offline)
+                   settings.explain_timeout_s, settings.hub_offline, settings.explanation_cache,
+                   settings.concurrency_limit)
 
     def choices(self) -> list[tuple[str, str]]:
         """(label, key) pairs for a model selector."""
@@ -121,65 +132,140 @@ class ModelCatalog:
                 else:
                     checkpoint = load_checkpoint(entry.source, self.checkpoints_dir, self.hub_offline)
                 self._detectors[key] = Detector(checkpoint)
-                # Explanations attach hooks and swap layers: they get their own copy of the network,
+                # Explanations attach hooks and swap layers: each worker gets its own copy of the network,
                 # so verdicts for other visitors never wait for them or see their hooks.
-                self._explainers[key] = ExplainerSet(Detector(copy.deepcopy(checkpoint)))
+                self._explainers[key] = [ExplainerSet(Detector(copy.deepcopy(checkpoint)))
+                                         for _ in range(self.explanation_workers)]
+                self._idle[key] = queue.SimpleQueue()
+                for explainers in self._explainers[key]:
+                    self._idle[key].put(explainers)
                 log.info("Loaded model %s from %s", key, checkpoint.source)
             return self._detectors[key]
 
     def explainers(self, key: str) -> ExplainerSet:
+        """The first worker's explainer set for ``key`` (its model copy is never the verdict's)."""
         self.detector(key)
-        return self._explainers[key]
+        return self._explainers[key][0]
 
     def predict(self, source, key: str) -> Analysis:
-        """Load an upload safely and classify it (no explanations: milliseconds)."""
+        """Load an upload safely and classify it (no explanations: milliseconds).
+
+        ``source`` may be an image already decoded (e.g. the verdict of another model): it is not decoded again.
+        """
         image = load_image(source, max_pixels=self.max_pixels)
         detector = self.detector(key)
         return Analysis(image=image, prediction=detector.predict(image), model_label=self.entries[key].label,
-                        track_record=track_record(detector.config, self.unseen.get(key)))
+                        track_record=track_record(detector.config, self.unseen.get(key)), model_key=key,
+                        content_key=content_key(image))
+
+    def explain_stream(self, verdict: Analysis, methods: list[str], variant: str = "fast", layers: str = "last",
+                       progress: ProgressFn = None, faithfulness: bool = False) -> Iterator[Analysis]:
+        """Explain ``verdict``'s predicted class with each method, yielding the growing analysis.
+
+        First the verdict with every result already cached, then one more result as each other method
+        finishes: Grad-CAM (the quickest) first, then the rest in the order given. The last value holds
+        every result. The image is preprocessed at most once, however many methods run. With
+        ``faithfulness``, each heatmap's deletion and insertion AUC are measured too
+        (``2 * (DEFAULT_STEPS + 1)`` forward passes per method, see :mod:`gauntlet.explain.faithfulness`).
+        """
+        keys = {method: self._cache_key(verdict, method, variant, layers) for method in methods}
+        results = [result for result in (self._cached(keys[m], faithfulness) for m in methods) if result]
+        yield replace(verdict, results=list(results))
+        missing = sorted((m for m in methods if m not in {r.method for r in results}),
+                         key=lambda m: m not in QUICKEST_FIRST)
+        prepared: ModelInput | None = None
+        for method in missing:
+            if progress:
+                progress(len(results) / len(methods), f"{method_title(method)} ({keys[method][3]})")
+            prepared = prepared or self.detector(verdict.model_key).prepare(verdict.image)
+            result = self._explain(verdict, prepared, keys[method], faithfulness, self.cache.get(keys[method]))
+            self.cache.put(keys[method], result)
+            results.append(result)
+            yield replace(verdict, results=list(results))
+
+    def _cached(self, key: tuple[str, str, str, str, str], faithfulness: bool) -> MethodResult | None:
+        """The finished result under ``key`` if it has all that is asked (faithfulness shown only when asked)."""
+        result = self.cache.get(key)
+        if result is None or (faithfulness and result.faithfulness is None):
+            return None
+        return result if faithfulness or result.faithfulness is None else replace(result, faithfulness=None)
 
     def analyse(self, source, key: str, methods: list[str], variant: str = "fast", layers: str = "last",
                 progress: ProgressFn = None, faithfulness: bool = False) -> Analysis:
-        """Load an upload safely, classify it and explain the predicted class with each method.
-
-        With ``faithfulness``, each heatmap's deletion and insertion AUC are measured too
-        (``2 * (DEFAULT_STEPS + 1)`` forward passes per method, see :mod:`gauntlet.explain.faithfulness`).
-        """
-        analysis = self.predict(source, key)
-        image = analysis.image
-        for index, method in enumerate(methods):
-            chosen = variant if variant in available_variants(method) else "full"
-            if progress:
-                progress(index / max(len(methods), 1), f"{method_title(method)} ({chosen})")
-            with self._lock_for(key):
-                explainers = self.explainers(key)
-                explanation = explainers.get(method, chosen, layers).explain(
-                    image, target=analysis.prediction.predicted_index, time_limit_s=self.explain_timeout_s)
-                if faithfulness:
-                    analysis.faithfulness.append(explanation_faithfulness(explainers.detector, explanation))
-            analysis.explanations.append(explanation)
-            analysis.overlays.append(overlay(explanation.image, explanation.heatmap))
+        """Load an upload safely, classify it and explain the predicted class with each method (all at once)."""
+        for analysis in self.explain_stream(self.predict(source, key), methods, variant, layers, progress,
+                                            faithfulness):
+            pass
         return analysis
 
     def warm_up(self, key: str | None = None, methods: list[str] | None = None) -> None:
         """Load a model (the default one) and run a verdict and its fast explanations on a blank image.
 
         Called before the app starts serving, so the first visitors after a restart do not wait
-        for the checkpoint to load or for the first-call allocations of each explainer.
+        for the checkpoint to load or for the first-call allocations of each worker's explainers.
         """
         key = key or self.default_key
         if key is None:
             return
+        verdict = self.predict(Image.new("RGB", (64, 64), (128, 128, 128)), key)
+        prepared = self.detector(key).prepare(verdict.image)
         try:
-            self.analyse(Image.new("RGB", (64, 64), (128, 128, 128)), key, methods or default_methods())
+            for explainers in self._explainers[key]:
+                for method in methods or default_methods():
+                    explainers.get(method, "fast").explain(prepared, target=verdict.prediction.predicted_index,
+                                                           time_limit_s=self.explain_timeout_s)
             log.info("Warmed up model %s", key)
         except ExplanationTimeout:  # a busy host: the app still starts, and the model is loaded
             log.warning("Warm-up of model %s stopped at the explanation time limit", key)
 
-    def _lock_for(self, key: str) -> threading.Lock:
-        """Explainers hold hooks on their model copy: one explanation per model at a time."""
-        with self._lock:
-            return self._model_locks.setdefault(key, threading.Lock())
+    @staticmethod
+    def _cache_key(verdict: Analysis, method: str, variant: str, layers: str) -> tuple[str, str, str, str, str]:
+        """(pixels, model, method, variant actually run, layers): what a finished explanation depends on."""
+        chosen = variant if variant in available_variants(method) else "full"
+        return verdict.content_key or content_key(verdict.image), verdict.model_key, method, chosen, layers
+
+    def _explain(self, verdict: Analysis, prepared: ModelInput, key: tuple[str, str, str, str, str],
+                 faithfulness: bool, done: MethodResult | None) -> MethodResult:
+        """Run one method on an idle worker's model copy (and measure its faithfulness when asked)."""
+        _, model_key, method, variant, layers = key
+        with self._worker(model_key) as explainers:
+            if done is None:
+                explanation = explainers.get(method, variant, layers).explain(
+                    prepared, target=verdict.prediction.predicted_index,
+                    time_limit_s=self.explain_timeout_s)
+                shown = overlay(explanation.image, explanation.heatmap)
+                done = MethodResult(explanation, shown, overlay_file=self._overlay_file(shown, key))
+            if faithfulness:
+                done = replace(done, faithfulness=explanation_faithfulness(
+                    explainers.detector, done.explanation, prepared=prepared))
+        return done
+
+    def _overlay_file(self, image: Image.Image, key: tuple[str, str, str, str, str]) -> str | None:
+        """``image`` saved (WebP) under a name made from the cache key; written to a temporary name and
+        renamed into place, so a visitor reading the file never sees it half written. None without a cache."""
+        if self._overlay_dir is None:
+            return None
+        path = self._overlay_dir / f"{hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()}.webp"
+        with tempfile.NamedTemporaryFile(dir=self._overlay_dir, suffix=".part", delete=False) as handle:
+            image.save(handle, format="WEBP")
+        os.replace(handle.name, path)
+        return str(path)
+
+    @contextmanager
+    def _worker(self, key: str) -> Iterator[ExplainerSet]:
+        """An idle explainer set of model ``key`` (waits for one): explainers hold hooks on their model copy."""
+        self.detector(key)
+        explainers = self._idle[key].get()
+        try:
+            yield explainers
+        finally:
+            self._idle[key].put(explainers)
+
+
+def _forget_overlay_file(result: MethodResult) -> None:
+    """A result left the cache: its overlay file goes too (gradio keeps its own copy of what it served)."""
+    if result.overlay_file:
+        Path(result.overlay_file).unlink(missing_ok=True)
 
 
 def example_images(data_dir: Path | None, per_class: int = 2) -> list[str]:

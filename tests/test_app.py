@@ -12,7 +12,7 @@ from conftest import make_checkpoint
 from gauntlet.service import ModelCatalog
 from gauntlet.settings import REPO_ROOT
 from gauntlet.teaching.decks import starter_examples
-from ui.detector_tab import make_analyse_handler
+from ui.detector_tab import DetectorOutputs, make_analyse_handler, make_predict_handler
 
 
 @pytest.fixture
@@ -30,40 +30,86 @@ def photo(tmp_path) -> str:
     return str(path)
 
 
-def test_handler_returns_verdict_gallery_and_notes(checkpoints, photo):
-    handler = make_analyse_handler(ModelCatalog(extra_sources=(), checkpoints_dir=checkpoints).analyse)
-    preview, label, summary, tiles, notes, history = handler(
-        photo, "tiny-baseline", ["grad_cam", "score_cam"], "fast", "last", [], progress=lambda *a, **k: None)
-    assert preview.size == (50, 40)
-    assert set(label) == {"REAL", "FAKE"}
-    assert [caption.split(" (")[0] for _, caption in tiles] == ["Grad-CAM", "Score-CAM"]
+def outputs() -> DetectorOutputs:
+    return DetectorOutputs(gr.Image(), gr.Label(), gr.Markdown(), gr.Gallery(), gr.Markdown(), gr.State(), gr.State())
+
+
+def handlers(checkpoints, out: DetectorOutputs):
+    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=checkpoints)
+    return (make_predict_handler(catalog.predict, out),
+            make_analyse_handler(catalog.predict, catalog.explain_stream, out))
+
+
+def analyse(handler, *args, **kwargs) -> list[dict]:
+    """Every value the streaming handler yields."""
+    return list(handler(*args, progress=lambda *a, **k: None, **kwargs))
+
+
+def test_handler_streams_verdict_gallery_and_notes(checkpoints, photo):
+    out = outputs()
+    _, handler = handlers(checkpoints, out)
+    steps = analyse(handler, photo, "tiny-baseline", ["score_cam", "grad_cam"], "fast", "last", [])
+    assert [len(step[out.gallery]) for step in steps] == [0, 1, 2], "each explanation appears as it finishes"
+    assert "Still working on: Score-CAM, Grad-CAM" in steps[0][out.notes]
+    final = steps[-1]
+    assert final[out.preview].size == (50, 40)
+    assert set(final[out.verdict]) == {"REAL", "FAKE"}
+    assert [caption.split(" (")[0] for _, caption in final[out.gallery]] == ["Grad-CAM", "Score-CAM"]
+    assert "Still working" not in final[out.notes]
+    summary = final[out.summary]
     assert "The model thinks" in summary and "Tiny" in summary
     assert "RVAA test with 10 images, this model was right 50.0% of the time (95% interval 23.7% to 76.3%)" in summary
+    history = final[out.history]
     assert len(history) == 1 and history[0]["verdict"] in {"REAL", "FAKE"}
-    *_, measured_notes, _ = handler(photo, "tiny-baseline", ["grad_cam"], "fast", "last", [], True,
-                                    progress=lambda *a, **k: None)
-    assert "Faithfulness" not in notes and "deletion AUC" in measured_notes
+    measured_notes = analyse(handler, photo, "tiny-baseline", ["grad_cam"], "fast", "last", [], True)[-1][out.notes]
+    assert "Faithfulness" not in final[out.notes] and "deletion AUC" in measured_notes
+
+
+def test_an_upload_is_decoded_and_scored_once_for_verdict_and_explanations(checkpoints, photo, monkeypatch):
+    import gauntlet.images
+    from gauntlet.detector import Detector
+
+    calls = []
+    for owner, name in [(gauntlet.images, "_decode"), (Detector, "predict"), (Detector, "prepare")]:
+        def spy(*args, original=getattr(owner, name), name=name, **kwargs):
+            calls.append(name)
+            return original(*args, **kwargs)
+        monkeypatch.setattr(owner, name, spy)
+    make_checkpoint(checkpoints / "tiny-lite0", "efficientnet_lite0")
+    out = outputs()
+    predict, handler = handlers(checkpoints, out)
+    shown = predict(photo, "tiny-baseline")[out.shown]
+    assert calls == ["_decode", "predict", "prepare"]
+    final = analyse(handler, photo, "tiny-baseline", ["grad_cam", "score_cam", "lime"], "fast", "last", [],
+                    shown=shown)[-1]
+    assert calls[3:] == ["prepare"], "the explanations reuse the verdict; three methods share one preprocessing"
+    assert final[out.verdict] == shown.verdict.prediction.probabilities
+    analyse(handler, photo, "tiny-lite0", ["grad_cam"], "fast", "last", [], shown=final[out.shown])
+    assert calls.count("_decode") == 1, "another model scores the decoded image"
+    analyse(handler, photo, "tiny-baseline", ["grad_cam"], "fast", "last", [], shown=None)
+    assert calls.count("_decode") == 2, "without the on-screen upload (an API call) the file is read"
 
 
 def test_handler_turns_bad_input_into_a_message(checkpoints, tmp_path):
-    handler = make_analyse_handler(ModelCatalog(extra_sources=(), checkpoints_dir=checkpoints).analyse)
+    _, handler = handlers(checkpoints, outputs())
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
     with pytest.raises(gr.Error) as err:
-        handler(str(empty), "tiny-baseline", ["grad_cam"], "fast", "last", [], progress=lambda *a, **k: None)
+        analyse(handler, str(empty), "tiny-baseline", ["grad_cam"], "fast", "last", [])
     assert "empty" in err.value.message and "Traceback" not in err.value.message
     with pytest.raises(gr.Error, match="upload an image first"):
-        handler(None, "tiny-baseline", ["grad_cam"], "fast", "last", [], progress=lambda *a, **k: None)
+        analyse(handler, None, "tiny-baseline", ["grad_cam"], "fast", "last", [])
 
 
 def test_app_end_to_end_through_gradio_client(checkpoints, photo, tmp_path):
     with running_app({"GAUNTLET_CHECKPOINTS_DIR": str(checkpoints), "GAUNTLET_DATA_DIR": str(tmp_path)}) as url:
         client = Client(url, verbose=False)
-        preview, label, summary, tiles, notes = client.predict(
-            handle_file(photo), "tiny-baseline", ["score_cam", "ablation_cam", "lime"], "fast", "last",
-            api_name="/analyse")
+        job = client.submit(handle_file(photo), "tiny-baseline", ["score_cam", "ablation_cam", "lime"], "fast", "last",
+                            api_name="/analyse")
+        preview, label, summary, tiles, notes = job.result()
         assert label["label"] in {"REAL", "FAKE"} and len(label["confidences"]) == 2
         assert len(tiles) == 3 and all(tile["image"] for tile in tiles)
+        assert [len(step[3] or []) for step in job.outputs()] == [0, 1, 2, 3], "explanations stream in"
         assert "Ablation-CAM" in notes
         bad = tmp_path / "text.jpg"
         bad.write_text("<html>not an image</html>")

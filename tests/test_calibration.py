@@ -134,9 +134,13 @@ def test_quiz_summary_counts_the_models_unsure_answers():
 
 
 def test_the_app_verdict_says_not_sure(calibrated_folder, rgb_image):
+    import gradio as gr
+
     from gauntlet.service import ModelCatalog
-    from ui.detector_tab import make_predict_handler
+    from ui.detector_tab import DetectorOutputs, make_predict_handler
 
     catalog = ModelCatalog(extra_sources=(), checkpoints_dir=calibrated_folder.parent, unseen={})
-    _, probabilities, summary = make_predict_handler(catalog.predict)(rgb_image, "cal")
+    out = DetectorOutputs(gr.Image(), gr.Label(), gr.Markdown(), gr.Gallery(), gr.Markdown(), gr.State(), gr.State())
+    shown = make_predict_handler(catalog.predict, out)(rgb_image, "cal")
+    probabilities, summary = shown[out.verdict], shown[out.summary]
     assert "**not sure**" in summary and sum(probabilities.values()) == pytest.approx(1.0)

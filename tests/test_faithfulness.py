@@ -118,3 +118,15 @@ def test_explanation_faithfulness_on_a_real_explainer(tiny_detectors, rgb_image)
     assert 0.0 <= result.deletion_auc <= 1.0 and 0.0 <= result.insertion_auc <= 1.0
     same = deletion_insertion(detector, explanation.image, explanation.heatmap, explanation.target_index, steps=8)
     assert same == result
+
+
+def test_one_prepared_input_serves_the_explainer_and_its_faithfulness(tiny_detectors, rgb_image):
+    """What an analysis shares between methods gives what each method would compute from the image itself."""
+    detector = tiny_detectors["baseline_cnn"]
+    prepared = detector.prepare(rgb_image)
+    with build_explainer("score_cam", detector, "last", "fast") as explainer:
+        from_image, from_prepared = explainer.explain(rgb_image), explainer.explain(prepared)
+    assert np.array_equal(from_image.heatmap, from_prepared.heatmap)
+    assert from_prepared.image.size == from_image.image.size
+    assert explanation_faithfulness(detector, from_prepared, steps=8, prepared=prepared) == deletion_insertion(
+        detector, rgb_image, from_prepared.heatmap, from_prepared.target_index, steps=8)

@@ -359,16 +359,17 @@ def test_analyse_gives_a_verdict_or_the_same_refusal(case, corpus, catalog):
     probabilities = list(analysis.prediction.probabilities.values())
     assert len(probabilities) == 2 and abs(sum(probabilities) - 1) < 1e-5
     assert all(np.isfinite(probabilities))
-    (heatmap,) = [e.heatmap for e in analysis.explanations]
+    (result,) = analysis.results
+    heatmap = result.explanation.heatmap
     assert np.isfinite(heatmap).all() and heatmap.min() >= 0 and heatmap.max() <= 1
-    assert analysis.overlays[0].size == heatmap.shape[::-1]
+    assert result.overlay.size == heatmap.shape[::-1]
 
 
 @pytest.mark.parametrize("name", ["one_pixel", "one_by_10000", "10000_by_one"])
 def test_degenerate_shapes_survive_every_explanation_method(name, corpus, catalog):
     analysis = catalog.analyse(str(corpus[name]), "tiny", ["score_cam", "ablation_cam", "lime"])
-    assert [e.method for e in analysis.explanations] == ["score_cam", "ablation_cam", "lime"]
-    assert all(np.isfinite(e.heatmap).all() for e in analysis.explanations)
+    assert [r.method for r in analysis.results] == ["score_cam", "ablation_cam", "lime"]
+    assert all(np.isfinite(r.explanation.heatmap).all() for r in analysis.results)
 
 
 def test_verdict_on_a_decoded_upload_equals_the_verdict_on_its_pixels(corpus, catalog):

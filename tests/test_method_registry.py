@@ -9,6 +9,7 @@ from PIL import Image
 from benchmarks import explain as explain_benchmark
 from gauntlet.explain import FULL, METHODS, Explanation, Method, available_variants, build_explainer, register
 from gauntlet.explain.cam import GradCamExplainer
+from gauntlet.analysis import MethodResult
 from gauntlet.present import explanation_notes, method_caption
 from ui.detector_tab import build_detector_tab
 from ui.game_board import PlayerHandlers, build_player, progress_state
@@ -45,7 +46,8 @@ def test_a_registered_method_is_built_named_and_captioned(dummy, tiny_detectors,
     with build_explainer("dummy", tiny_detectors["baseline_cnn"]) as explainer:
         explanation = explainer.explain(rgb_image)
     assert explanation.method == "dummy" and method_caption(explanation).startswith("Dummy-CAM (full)")
-    assert "**Dummy-CAM**" in explanation_notes([explanation]) and "Dummy-CAM caption." in explanation_notes([explanation])
+    notes = explanation_notes([MethodResult(explanation, explanation.image)])
+    assert "**Dummy-CAM**" in notes and "Dummy-CAM caption." in notes
 
 
 def test_every_method_has_a_title_a_full_caption_and_the_quiz_default_is_shown_by_default():
@@ -55,4 +57,4 @@ def test_every_method_has_a_title_a_full_caption_and_the_quiz_default_is_shown_b
         assert method.title and method.caption(FULL) and FULL in method.variants
     assert METHODS[DEFAULT_METHOD].default_on
     fast = Explanation("score_cam", "fast", np.zeros((2, 2), np.float32), Image.new("RGB", (2, 2)), 1, "FAKE", 0.0)
-    assert METHODS["score_cam"].caption("fast") in explanation_notes([fast])
+    assert METHODS["score_cam"].caption("fast") in explanation_notes([MethodResult(fast, fast.image)])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,29 +101,34 @@ def test_analyse_returns_verdict_and_one_overlay_per_method(catalog, tmp_path):
     analysis = catalog.analyse(str(path), "baseline-cifake", ["grad_cam", "score_cam", "lime"], "fast")
     assert set(analysis.prediction.probabilities) == {"REAL", "FAKE"}
     assert abs(sum(analysis.prediction.probabilities.values()) - 1) < 1e-5
-    assert [e.method for e in analysis.explanations] == ["grad_cam", "score_cam", "lime"]
-    for overlay, explanation in zip(analysis.overlays, analysis.explanations):
-        assert overlay.size == explanation.image.size == (256, 171), "small images are shown enlarged"
-        assert explanation.target_index == analysis.prediction.predicted_index
-    notes = explanation_notes(analysis.explanations)
+    assert [(r.method, r.variant) for r in analysis.results] == [("grad_cam", "fast"), ("score_cam", "fast"),
+                                                                 ("lime", "fast")]
+    for result in analysis.results:
+        assert result.overlay.size == result.explanation.image.size == (256, 171), "small images are shown enlarged"
+        assert result.explanation.target_index == analysis.prediction.predicted_index
+        assert result.faithfulness is None
+    notes = explanation_notes(analysis.results)
     assert "Score-CAM" in notes and "LIME" in notes and "red" in notes.lower()
-    assert method_caption(analysis.explanations[0]).startswith("Grad-CAM (fast) · ")
+    assert method_caption(analysis.results[0].explanation).startswith("Grad-CAM (fast) · ")
     assert f"explains {analysis.prediction.predicted_label}" in notes
     assert verdict_sentence(analysis.prediction).startswith("The model thinks this image is")
 
 
 def test_faithfulness_is_measured_on_request_and_put_in_words(catalog, rgb_image):
     plain = catalog.analyse(rgb_image, "baseline-cifake", ["grad_cam", "ablation_cam"], "fast")
-    assert plain.faithfulness == [] and "Faithfulness" not in explanation_notes(plain.explanations)
+    assert [r.faithfulness for r in plain.results] == [None, None]
+    assert "Faithfulness" not in explanation_notes(plain.results)
     measured = catalog.analyse(rgb_image, "baseline-cifake", ["grad_cam", "ablation_cam"], "fast", faithfulness=True)
-    assert len(measured.faithfulness) == 2
     detector = catalog.explainers("baseline-cifake").detector
-    for explanation, scores in zip(measured.explanations, measured.faithfulness):
-        assert scores == explanation_faithfulness(detector, explanation)
-        assert 0 <= scores.deletion_auc <= 1 and 0 <= scores.insertion_auc <= 1
-    notes = explanation_notes(measured.explanations, measured.faithfulness)
+    prepared = detector.prepare(rgb_image)
+    for result in measured.results:
+        assert result.faithfulness == explanation_faithfulness(detector, result.explanation, prepared=prepared)
+        assert 0 <= result.faithfulness.deletion_auc <= 1 and 0 <= result.faithfulness.insertion_auc <= 1
+    notes = explanation_notes(measured.results)
     assert notes.count("*Faithfulness:*") == 2
-    assert f"deletion AUC {measured.faithfulness[1].deletion_auc:.2f}" in notes
+    assert f"deletion AUC {measured.results[1].faithfulness.deletion_auc:.2f}" in notes
+    again = catalog.analyse(rgb_image, "baseline-cifake", ["grad_cam", "ablation_cam"], "fast")
+    assert [r.faithfulness for r in again.results] == [None, None], "only shown when asked for"
 
 
 def test_an_unknown_model_is_a_user_error(catalog):
@@ -161,3 +167,99 @@ def test_warm_up_loads_the_default_model_and_its_explainers(catalog):
     assert list(catalog._detectors) == ["lite0-mixed"]
     assert set(catalog.explainers("lite0-mixed")._built) == {
         (method, "fast", "last") for method in ("score_cam", "ablation_cam", "lime")}
+
+
+@pytest.fixture
+def spies(monkeypatch):
+    """Counts of decodes (file -> pixels), verdicts, preprocessings and explainer runs."""
+    import gauntlet.images
+    from gauntlet.detector import Detector
+    from gauntlet.explain.base import Explainer
+
+    counts = {"decode": 0, "predict": 0, "prepare": 0, "explain": 0}
+
+    def counting(owner, name, count):
+        original = getattr(owner, name)
+
+        def spy(*args, **kwargs):
+            counts[count] += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, spy)
+
+    counting(gauntlet.images, "_decode", "decode")
+    counting(Detector, "predict", "predict")
+    counting(Detector, "prepare", "prepare")
+    counting(Explainer, "explain", "explain")
+    return counts
+
+
+def photo_file(folder, name: str = "photo.png"):
+    path = folder / name
+    Image.fromarray(np.random.RandomState(1).randint(0, 255, (20, 30, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_an_analysis_decodes_scores_and_preprocesses_its_image_once(catalog, tmp_path, spies):
+    catalog.analyse(str(photo_file(tmp_path)), "lite0-mixed", ["grad_cam", "score_cam", "ablation_cam", "lime"],
+                    faithfulness=True)
+    # Detector.predict preprocesses for the verdict; the four explainers and their faithfulness share one more
+    assert spies == {"decode": 1, "predict": 1, "prepare": 2, "explain": 4}
+
+
+def test_explanations_stream_in_one_by_one_grad_cam_first(catalog, rgb_image):
+    verdict = catalog.predict(rgb_image, "baseline-cifake")
+    stream = list(catalog.explain_stream(verdict, ["lime", "score_cam", "grad_cam"]))
+    assert [[r.method for r in step.results] for step in stream] == [
+        [], ["grad_cam"], ["grad_cam", "lime"], ["grad_cam", "lime", "score_cam"]]
+    assert all(step.prediction == verdict.prediction and step.image is verdict.image for step in stream)
+    again = list(catalog.explain_stream(verdict, ["lime", "score_cam", "grad_cam"]))
+    assert len(again) == 1, "finished explanations come at once"
+    assert [r.method for r in again[0].results] == ["lime", "score_cam", "grad_cam"]
+    assert {r.method: r for r in again[0].results} == {r.method: r for r in stream[-1].results}
+
+
+def test_finished_explanations_are_reused_for_the_same_pixels(catalog, tmp_path, rgb_image, spies):
+    first = catalog.analyse(str(photo_file(tmp_path, "a.png")), "baseline-cifake", ["score_cam", "lime"])
+    assert spies["explain"] == 2
+    again = catalog.analyse(str(photo_file(tmp_path, "b.png")), "baseline-cifake", ["lime", "score_cam"])
+    assert spies["explain"] == 2, "same pixels, another file: nothing is recomputed"
+    assert spies["prepare"] == spies["predict"] + 1, "nor preprocessed beyond its verdict"
+    assert [r.method for r in again.results] == ["lime", "score_cam"], "cached results come in the order asked"
+    assert again.results[0] is first.results[1]
+    catalog.analyse(str(photo_file(tmp_path, "c.png")), "baseline-cifake", ["lime"], layers="last3")
+    catalog.analyse(str(photo_file(tmp_path, "d.png")), "baseline-cifake", ["lime"], variant="full")
+    catalog.analyse(str(photo_file(tmp_path, "e.png")), "lite0-mixed", ["lime"])
+    catalog.analyse(rgb_image, "baseline-cifake", ["lime"])
+    assert spies["explain"] == 6, "other layers, variant, model or pixels are computed"
+
+
+def test_the_explanation_cache_is_bounded(tmp_path):
+    from gauntlet.lru import SharedLRU
+
+    make_checkpoint(tmp_path / "tiny", "baseline_cnn")
+    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path, explanation_cache=2)
+    files = []
+    for seed in range(3):
+        image = Image.fromarray(np.random.RandomState(seed).randint(0, 255, (8, 8, 3), dtype=np.uint8))
+        (result,) = catalog.analyse(image, "tiny", ["grad_cam"]).results
+        files.append(Path(result.overlay_file))
+        assert Image.open(files[-1]).size == result.overlay.size, "the overlay is saved once, as a file"
+    assert len(catalog.cache) == 2
+    assert [file.exists() for file in files] == [False, True, True], "an evicted result's file goes with it"
+    cache = SharedLRU(2)
+    cache.put("a", 1), cache.put("b", 2), cache.get("a"), cache.put("c", 3)
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3), "the least recently used goes"
+    disabled = SharedLRU(0)
+    disabled.put("a", 1)
+    assert disabled.get("a") is None and len(disabled) == 0
+
+
+def test_each_explanation_worker_has_its_own_model_copy(tmp_path, rgb_image):
+    make_checkpoint(tmp_path / "tiny", "baseline_cnn")
+    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path, explanation_workers=2)
+    verdict_model = catalog.detector("tiny").model
+    models = {id(s.detector.model) for s in catalog._explainers["tiny"]} | {id(verdict_model)}
+    assert len(models) == 3
+    with catalog._worker("tiny"):  # one worker busy: the other one explains (with one worker this would wait)
+        assert len(catalog.analyse(rgb_image, "tiny", ["grad_cam"]).results) == 1

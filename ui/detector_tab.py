@@ -1,7 +1,8 @@
-"""Detector tab: upload -> verdict (gr.Label) and explanations side by side (gr.Gallery)."""
+"""Detector tab: upload -> verdict (gr.Label), then explanations streamed in one by one (gr.Gallery)."""
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import gradio as gr
 
@@ -13,56 +14,103 @@ from .common import human_errors
 VARIANT_CHOICES = [("Fast (seconds)", "fast"), ("Full original method (slow: minutes)", "full")]
 LAYER_CHOICES = [("Last block", "last"), ("Last three blocks together", "last3")]
 HISTORY_LIMIT = 20
+SHOWN_TTL_S = 900  # a visitor's decoded upload is dropped after this long without a new one (memory)
 
 
-def make_predict_handler(predict: Callable[..., Analysis]) -> Callable:
-    """The upload handler: the verdict alone, in milliseconds -> (preview, label, summary)."""
+@dataclass(frozen=True)
+class Shown:
+    """The upload on screen, decoded and scored once: the explanation handler reuses it (per-user gr.State)."""
+
+    file: str
+    verdict: Analysis
+
+
+@dataclass
+class DetectorOutputs:
+    """The components the handlers fill; they return ``{component: value}`` for these."""
+
+    preview: gr.Image
+    verdict: gr.Label
+    summary: gr.Markdown
+    gallery: gr.Gallery
+    notes: gr.Markdown
+    history: gr.State
+    shown: gr.State
+
+
+def _require_upload(path) -> None:
+    if not path:
+        raise gr.Error("Please upload an image first (or click one of the examples).", print_exception=False)
+
+
+def make_predict_handler(predict: Callable[..., Analysis], out: DetectorOutputs) -> Callable:
+    """The upload handler: the verdict alone, in milliseconds; the decoded upload is kept for the explanations."""
 
     @human_errors("reading the image")
-    def run(path, model_key):
-        if not path:
-            raise gr.Error("Please upload an image first (or click one of the examples).", print_exception=False)
+    def run(path, model_key) -> dict:
+        _require_upload(path)
         analysis = predict(path, model_key)
-        return analysis.image, analysis.prediction.probabilities, _summary(analysis)
+        return {**_verdict_outputs(analysis, out), out.preview: analysis.image, out.shown: Shown(path, analysis)}
 
     return run
 
 
-def _summary(analysis: Analysis) -> str:
+def _verdict_outputs(analysis: Analysis, out: DetectorOutputs) -> dict:
     record = f"  \n{analysis.track_record}" if analysis.track_record else ""
-    return f"{verdict_sentence(analysis.prediction)}  \nModel: {analysis.model_label}{record}"
+    summary = f"{verdict_sentence(analysis.prediction)}  \nModel: {analysis.model_label}{record}"
+    return {out.verdict: analysis.prediction.probabilities, out.summary: summary}
 
 
-def make_analyse_handler(analyse: Callable[..., Analysis]) -> Callable:
-    """The click handler: ``analyse`` result -> (preview, label, summary, gallery tiles, notes, history)."""
-
-    @human_errors("analysing the image")
-    def run(path, model_key, methods, variant, layers, history, measure=False, progress=gr.Progress(track_tqdm=True)):
-        if not path:
-            raise gr.Error("Please upload an image first (or click one of the examples).", print_exception=False)
-        if not model_key:
-            raise gr.Error("No model is available: add a checkpoint under checkpoints/.", print_exception=False)
-        analysis = analyse(path, model_key, list(methods or []), variant, layers,
-                           progress=lambda fraction, text: progress(fraction, desc=text), faithfulness=bool(measure))
-        tiles = [(image, method_caption(e)) for image, e in zip(analysis.overlays, analysis.explanations)]
-        summary = _summary(analysis)
-        history = (history or [])[-(HISTORY_LIMIT - 1):] + [
-            {"verdict": analysis.prediction.verdict_label, "fake": round(analysis.prediction.fake_probability, 4)}]
-        return (analysis.image, analysis.prediction.probabilities, summary, tiles,
-                explanation_notes(analysis.explanations, analysis.faithfulness), history)
-
-    return run
+def reuse_or_predict(predict: Callable[..., Analysis], shown: Shown | None, path: str, model_key: str) -> Analysis:
+    """The verdict on screen when it is for this file and model; the same decoded image scored by another
+    model; else the file decoded and scored now (an API call, or the first click)."""
+    if shown is None or shown.file != path:
+        return predict(path, model_key)
+    return shown.verdict if shown.verdict.model_key == model_key else predict(shown.verdict.image, model_key)
 
 
-def build_detector_tab(predict: Callable[..., Analysis], analyse: Callable[..., Analysis],
-                       model_choices: list[tuple[str, str]], default_model: str | None, examples: list[str],
-                       predict_concurrency: int = 4) -> None:
-    """Wire the tab: an upload shows ``predict``'s verdict at once, then ``analyse`` adds the explanations.
+def make_analyse_handler(predict: Callable[..., Analysis], explain_stream: Callable[..., Iterator[Analysis]],
+                         out: DetectorOutputs) -> Callable:
+    """The click handler: streams the verdict, then the gallery and notes as each method finishes.
 
-    The verdict has its own concurrency group, so it never queues behind slow explanations.
+    The last value carries every output (preview, verdict, summary, gallery, notes, history).
     """
 
-    history = gr.State([])
+    @human_errors("analysing the image")
+    def run(path, model_key, methods, variant, layers, history, measure=False, shown=None,
+            progress=gr.Progress(track_tqdm=True)) -> Iterator[dict]:
+        _require_upload(path)
+        if not model_key:
+            raise gr.Error("No model is available: add a checkpoint under checkpoints/.", print_exception=False)
+        verdict = reuse_or_predict(predict, shown, path, model_key)
+        requested = list(methods or [])
+        analysis = verdict
+        for analysis in explain_stream(verdict, requested, variant, layers, faithfulness=bool(measure),
+                                       progress=lambda fraction, text: progress(fraction, desc=text)):
+            done = [result.method for result in analysis.results]
+            partial = {**_verdict_outputs(analysis, out), out.notes: explanation_notes(
+                analysis.results, [m for m in requested if m not in done]),
+                out.gallery: [(result.overlay_file or result.overlay, method_caption(result.explanation))
+                              for result in analysis.results]}
+            if len(done) < len(requested):
+                yield partial
+        history = (history or [])[-(HISTORY_LIMIT - 1):] + [
+            {"verdict": analysis.prediction.verdict_label, "fake": round(analysis.prediction.fake_probability, 4)}]
+        yield {**partial, out.preview: analysis.image, out.history: history, out.shown: Shown(path, verdict)}
+
+    return run
+
+
+def build_detector_tab(predict: Callable[..., Analysis], explain_stream: Callable[..., Iterator[Analysis]],
+                       model_choices: list[tuple[str, str]], default_model: str | None, examples: list[str],
+                       predict_concurrency: int = 4) -> None:
+    """Wire the tab: an upload shows ``predict``'s verdict at once, then ``explain_stream`` adds the explanations.
+
+    The verdict has its own concurrency group, so it never queues behind slow explanations; the decoded
+    upload and its verdict wait in a gr.State, so the explanations neither decode nor score it again.
+    """
+
+    history, shown = gr.State([]), gr.State(None, time_to_live=SHOWN_TTL_S)
     with gr.Row():
         with gr.Column(scale=1):
             # No file_types filter: gradio would refuse by extension with a technical message;
@@ -84,10 +132,12 @@ def build_detector_tab(predict: Callable[..., Analysis], analyse: Callable[..., 
             summary = gr.Markdown()
             gallery = gr.Gallery(label="Where the model looked", columns=3, height=280, object_fit="contain")
             notes = gr.Markdown()
-    verdict_outputs = [preview, verdict, summary]
-    shown = upload.upload(make_predict_handler(predict), inputs=[upload, model], outputs=verdict_outputs,
-                          api_name="predict", concurrency_limit=predict_concurrency, concurrency_id="predict")
-    explain = dict(fn=make_analyse_handler(analyse), inputs=[upload, model, methods, variant, layers, history, measure],
-                   outputs=[*verdict_outputs, gallery, notes, history], concurrency_limit="default")
+    out = DetectorOutputs(preview, verdict, summary, gallery, notes, history, shown)
+    shown_event = upload.upload(make_predict_handler(predict, out), inputs=[upload, model],
+                                outputs=[preview, verdict, summary, shown], api_name="predict",
+                                concurrency_limit=predict_concurrency, concurrency_id="predict")
+    explain = dict(fn=make_analyse_handler(predict, explain_stream, out),
+                   inputs=[upload, model, methods, variant, layers, history, measure, shown],
+                   outputs=[preview, verdict, summary, gallery, notes, history, shown], concurrency_limit="default")
     button.click(**explain, api_name="analyse")
-    shown.success(**explain, api_visibility="private")
+    shown_event.success(**explain, api_visibility="private")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..detector import Detector
+from ..detector import Detector, ModelInput
 from ..errors import UserError
 
 ProgressFn = Optional[Callable[[float, str], None]]
@@ -121,14 +121,16 @@ class Explainer(ABC):
     def compute(self, batch: torch.Tensor, square: Image.Image, target: int, progress: ProgressFn) -> np.ndarray:
         """Return a 2-D map over the padded square input (any resolution), larger = more evidence."""
 
-    def explain(self, image: Image.Image, target: int | None = None, progress: ProgressFn = None,
+    def explain(self, image: Image.Image | ModelInput, target: int | None = None, progress: ProgressFn = None,
                 time_limit_s: float | None = None) -> Explanation:
         """Explain ``target`` (default: the class the model predicts) for an RGB image.
 
-        With ``time_limit_s``, raises :class:`ExplanationTimeout` once that much time has passed.
+        Pass a :class:`ModelInput` (``Detector.prepare``) to share one preprocessing between
+        several explainers. With ``time_limit_s``, raises :class:`ExplanationTimeout` once that
+        much time has passed.
         """
-        square, box = self.detector.square_input(image)
-        batch = self.detector.to_tensor([square])
+        prepared = image if isinstance(image, ModelInput) else self.detector.prepare(image)
+        image, square, box, batch = prepared.image, prepared.square, prepared.box, prepared.batch
         if target is None:
             target = int(self.detector.verdict_probabilities(batch)[0].argmax())
         start = time.perf_counter()

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import gaussian_blur
 
-from ..detector import Detector
+from ..detector import Detector, ModelInput
 from .base import Explanation
 
 DEFAULT_STEPS = 16
@@ -76,18 +76,18 @@ def insertion_canvas(batch: torch.Tensor, black: torch.Tensor, rank: torch.Tenso
     raise ValueError(f"insertion_start must be 'blur' or 'black', not {start!r}.")
 
 
-def deletion_insertion(detector: Detector, image: Image.Image, heatmap: np.ndarray, target: int,
+def deletion_insertion(detector: Detector, image: Image.Image | ModelInput, heatmap: np.ndarray, target: int,
                        steps: int = DEFAULT_STEPS, insertion_start: str = "blur",
                        batch_size: int = 64) -> Faithfulness:
     """Deletion and insertion AUC of ``heatmap`` (HxW over ``image``, any size) for class ``target``.
 
-    ``insertion_start`` is ``"blur"`` (RISE) or ``"black"``. Costs ``2 * (steps + 1)``
-    forward passes, batched by ``batch_size``.
+    ``image`` may be already prepared (``Detector.prepare``). ``insertion_start`` is ``"blur"``
+    (RISE) or ``"black"``. Costs ``2 * (steps + 1)`` forward passes, batched by ``batch_size``.
     """
-    square, box = detector.square_input(image)
-    batch = detector.to_tensor([square])
+    prepared = image if isinstance(image, ModelInput) else detector.prepare(image)
+    batch = prepared.batch
     size = batch.shape[-1]
-    rank = pixel_rank(heatmap, box, square.size[0], size)
+    rank = pixel_rank(heatmap, prepared.box, prepared.square.size[0], size)
     black = detector.to_tensor(np.zeros((1, size, size, 3), dtype=np.uint8))
     inputs = torch.cat([step_inputs(batch, black, rank, steps),
                         step_inputs(insertion_canvas(batch, black, rank, insertion_start), batch, rank, steps)])
@@ -95,7 +95,12 @@ def deletion_insertion(detector: Detector, image: Image.Image, heatmap: np.ndarr
     return Faithfulness(area_under(probs[:steps + 1]), area_under(probs[steps + 1:]))
 
 
-def explanation_faithfulness(detector: Detector, explanation: Explanation,
-                             steps: int = DEFAULT_STEPS) -> Faithfulness:
-    """Deletion and insertion AUC of an :class:`Explanation` (its image, heatmap and class)."""
-    return deletion_insertion(detector, explanation.image, explanation.heatmap, explanation.target_index, steps)
+def explanation_faithfulness(detector: Detector, explanation: Explanation, steps: int = DEFAULT_STEPS,
+                             prepared: ModelInput | None = None) -> Faithfulness:
+    """Deletion and insertion AUC of an :class:`Explanation` (its heatmap and class).
+
+    Measured on ``prepared`` (the input the explanation was computed from, shared by an analysis)
+    when given, else on the explanation's displayed image.
+    """
+    return deletion_insertion(detector, prepared or explanation.image, explanation.heatmap,
+                              explanation.target_index, steps)

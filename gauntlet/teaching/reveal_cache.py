@@ -99,7 +99,7 @@ class RevealCache:
                    "predicted_label": prediction.predicted_label, "sure": prediction.sure}
         _atomic_write(verdict_path, lambda tmp: Path(tmp).write_text(json.dumps(verdict)))
         if heatmap_path is not None:
-            _atomic_write(heatmap_path, lambda tmp: analysis.overlays[0].save(tmp, format="PNG"))
+            _atomic_write(heatmap_path, lambda tmp: analysis.results[0].overlay.save(tmp, format="PNG"))
 
     def prefetch(self, model_key: str, item: DeckItem, method: str | None = None) -> Future:
         """Start computing what is missing in the background (one job per entry); returns its future."""
