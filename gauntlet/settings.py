@@ -63,6 +63,9 @@ class Settings:
     predict_concurrency: int
     torch_threads: int
     default_models: tuple[str, ...]
+    room_ttl_hours: float = 48.0
+    join_max_failures: int = 20
+    join_window_s: float = 60.0
 
 
 def get_settings() -> Settings:
@@ -86,4 +89,7 @@ def get_settings() -> Settings:
         predict_concurrency=_env_int("GAUNTLET_PREDICT_CONCURRENCY", 4),
         torch_threads=_env_int("GAUNTLET_TORCH_THREADS", 1),
         default_models=tuple(m.strip() for m in models.split(",") if m.strip()),
+        room_ttl_hours=_env_float("GAUNTLET_ROOM_TTL_HOURS", 48.0),
+        join_max_failures=_env_int("GAUNTLET_JOIN_MAX_FAILURES", 20),
+        join_window_s=_env_float("GAUNTLET_JOIN_WINDOW_S", 60.0),
     )

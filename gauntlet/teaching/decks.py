@@ -8,6 +8,12 @@ refused, and a deck whose images are missing is kept but marked unavailable, so 
 app still runs without the data. ``python -m gauntlet.decks build FOLDER ...`` makes a
 balanced deck from any folder with ``REAL/`` and ``FAKE/`` subfolders;
 ``python -m gauntlet.decks check`` validates every deck.
+
+Every item names the kinds of artifact that give it away (``artifacts``), from the taxonomy of
+Kamali et al. 2024, "Characterizing Photorealism and Artifacts in Diffusion Model-Generated
+Images": anatomical, stylistic, functional, physics, sociocultural; real images carry
+``"none visible"``. A deck may add two disjoint ``test_pools`` (items in the same format, never in
+the deck itself) that classroom rooms draw pre- and post-test items from.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ import random
 import re
 import sys
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
@@ -29,11 +35,16 @@ from ..settings import get_settings
 
 TRUTHS = ("REAL", "FAKE")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-DECK_KEYS = {"id": True, "title": True, "description": False, "items": True}
-ITEM_KEYS = {"id": True, "image": True, "truth": True, "source": True, "lesson": True, "display_size": False}
+DECK_KEYS = {"id": True, "title": True, "description": False, "items": True, "test_pools": False}
+ITEM_KEYS = {"id": True, "image": True, "truth": True, "source": True, "lesson": True, "artifacts": True,
+             "display_size": False}
+ARTIFACT_KINDS = ("anatomical", "stylistic", "functional", "physics", "sociocultural")  # Kamali et al. 2024
+NONE_VISIBLE = "none visible"
+POOL_COUNT = 2
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
 REVEALING_WORDS = {"real", "fake", "ai", "synthetic", "generated"}
 PLACEHOLDER = "TODO (teacher):"
+ARTIFACTS_PLACEHOLDER = f"{PLACEHOLDER} one or more of {', '.join(ARTIFACT_KINDS)}"
 SMALL_IMAGE_SIDE = 128
 
 
@@ -51,6 +62,12 @@ class DeckItem:
     source: str
     lesson: str
     display_size: int | None = None
+    artifacts: tuple[str, ...] = (NONE_VISIBLE,)
+
+    @property
+    def artifact_kinds(self) -> tuple[str, ...]:
+        """The taxonomy's categories of this item (none for real images and unfilled placeholders)."""
+        return tuple(kind for kind in self.artifacts if kind in ARTIFACT_KINDS)
 
 
 @dataclass(frozen=True)
@@ -62,13 +79,21 @@ class Deck:
     description: str
     items: tuple[DeckItem, ...]
     problem: str = ""
+    test_pools: tuple[tuple[DeckItem, ...], ...] = ()
+    pools_problem: str = ""
 
     @property
     def available(self) -> bool:
         return not self.problem
 
+    @property
+    def pool_size(self) -> int:
+        """How many pre/post-test items a room can ask for (0: the deck has no usable test pools)."""
+        return min((len(pool) for pool in self.test_pools), default=0) if not self.pools_problem else 0
+
     def item(self, item_id: str) -> DeckItem:
-        for item in self.items:
+        """A lesson item or a test-pool item by id."""
+        for item in (*self.items, *(entry for pool in self.test_pools for entry in pool)):
             if item.id == item_id:
                 return item
         raise KeyError(f"Deck {self.id!r} has no item {item_id!r}.")
@@ -177,9 +202,25 @@ def _check_item_id(item_id: str, where: str) -> None:
         raise DeckError(f"{where}: id {item_id!r} gives the answer away; use a neutral id such as 'faces-07'")
 
 
-def parse_item(data: object, index: int, deck_id: str) -> DeckItem:
-    """Validate one item of a deck manifest."""
-    where = f"deck {deck_id!r}, item {index + 1}"
+def _artifacts(data: dict, truth: str, where: str) -> tuple[str, ...]:
+    """The item's artifact categories: known names, no repeats; ``"none visible"`` alone (always for real images)."""
+    kinds = data["artifacts"]
+    allowed = (*ARTIFACT_KINDS, NONE_VISIBLE)
+    if not isinstance(kinds, list) or not kinds or not all(isinstance(kind, str) for kind in kinds):
+        raise DeckError(f"{where}: 'artifacts' must be a non-empty list of categories ({', '.join(allowed)})")
+    unknown = [kind for kind in kinds if kind not in allowed and not kind.startswith(PLACEHOLDER)]
+    if unknown:
+        raise DeckError(f"{where}: unknown artifact category {unknown[0]!r} (choose from {', '.join(allowed)})")
+    if len(set(kinds)) != len(kinds) or (NONE_VISIBLE in kinds and len(kinds) > 1):
+        raise DeckError(f"{where}: 'artifacts' lists a category twice, or '{NONE_VISIBLE}' next to another one")
+    if truth == "REAL" and kinds != [NONE_VISIBLE]:
+        raise DeckError(f"{where}: a real image has no generator artifacts: write \"artifacts\": [\"{NONE_VISIBLE}\"]")
+    return tuple(kinds)
+
+
+def parse_item(data: object, index: int, deck_id: str, where: str = "") -> DeckItem:
+    """Validate one item of a deck manifest (``where`` names the list it is in, default the deck's items)."""
+    where = f"deck {deck_id!r}, {where or 'item'} {index + 1}"
     data = _check_keys(data, ITEM_KEYS, where)
     item_id = _text(data, "id", where)
     _check_item_id(item_id, where)
@@ -195,7 +236,18 @@ def parse_item(data: object, index: int, deck_id: str) -> DeckItem:
         path_parts(image)
     except DeckError as err:
         raise DeckError(f"{where}: {err}") from None
-    return DeckItem(item_id, image, truth, _text(data, "source", where), _text(data, "lesson", where), size)
+    return DeckItem(item_id, image, truth, _text(data, "source", where), _text(data, "lesson", where), size,
+                    _artifacts(data, truth, where))
+
+
+def _parse_pools(data: object, deck_id: str) -> tuple[tuple[DeckItem, ...], ...]:
+    """The deck's two test pools (pre- and post-test items are drawn from different ones)."""
+    if data is None:
+        return ()
+    if not isinstance(data, list) or len(data) != POOL_COUNT or not all(isinstance(p, list) and p for p in data):
+        raise DeckError(f"deck {deck_id!r}: 'test_pools' must be a list of {POOL_COUNT} non-empty lists of items")
+    return tuple(tuple(parse_item(item, index, deck_id, f"test pool {number} item")
+                       for index, item in enumerate(pool)) for number, pool in enumerate(data, start=1))
 
 
 def parse_deck(data: object, name: str) -> Deck:
@@ -208,22 +260,31 @@ def parse_deck(data: object, name: str) -> Deck:
     if not isinstance(items, list) or not items:
         raise DeckError(f"deck {deck_id!r}: 'items' must be a non-empty list")
     parsed = tuple(parse_item(item, index, deck_id) for index, item in enumerate(items))
-    seen: set[str] = set()
-    for item in parsed:
-        if item.id in seen:
+    pools = _parse_pools(data.get("test_pools"), deck_id)
+    seen_ids: set[str] = set()
+    for item in (*parsed, *(entry for pool in pools for entry in pool)):
+        if item.id in seen_ids:
             raise DeckError(f"deck {deck_id!r}: item id {item.id!r} is used twice")
-        seen.add(item.id)
-    return Deck(deck_id, _text(data, "title", deck_id), _text(data, "description", deck_id, required=False), parsed)
+        seen_ids.add(item.id)
+    seen_images = {item.image for item in parsed}
+    for pool in pools:
+        shared = seen_images & {item.image for item in pool}
+        if shared:
+            raise DeckError(f"deck {deck_id!r}: test pool image {min(shared)!r} is also in the deck or the other "
+                            "pool (pre- and post-test items must be other images)")
+        seen_images |= {item.image for item in pool}
+    return Deck(deck_id, _text(data, "title", deck_id), _text(data, "description", deck_id, required=False), parsed,
+                test_pools=pools)
 
 
-def missing_images(deck: Deck, data_root: Path | None) -> str:
-    """Why the deck's images cannot be shown ('' when they all can)."""
+def missing_images(items: tuple[DeckItem, ...], data_root: Path | None) -> str:
+    """Why these items' images cannot be shown ('' when they all can)."""
     if data_root is None or not data_root.is_dir():
         return "the data folder is not set up (set GAUNTLET_DATA_DIR to the folder holding the quiz images)"
-    missing = [item.image for item in deck.items if not image_exists(resolve_image(data_root, item.image))]
+    missing = [item.image for item in items if not image_exists(resolve_image(data_root, item.image))]
     if not missing:
         return ""
-    return f"{len(missing)} of {len(deck.items)} images are missing from {data_root} (first: {missing[0]!r})"
+    return f"{len(missing)} of {len(items)} images are missing from {data_root} (first: {missing[0]!r})"
 
 
 def load_deck(path: Path, data_root: Path | None) -> Deck:
@@ -236,8 +297,9 @@ def load_deck(path: Path, data_root: Path | None) -> Deck:
     except OSError as err:
         raise DeckError(f"deck file {path.name!r} cannot be read ({err.strerror})") from None
     deck = parse_deck(data, path.stem)
-    problem = missing_images(deck, data_root)
-    return Deck(deck.id, deck.title, deck.description, deck.items, problem) if problem else deck
+    pooled = tuple(item for pool in deck.test_pools for item in pool)
+    return replace(deck, problem=missing_images(deck.items, data_root),
+                   pools_problem=missing_images(pooled, data_root) if pooled else "")
 
 
 def load_decks(folder: Path, data_root: Path | None) -> list[Deck]:
@@ -263,24 +325,41 @@ def _class_images(folder: Path, label: str) -> list[str]:
     return [f"{label}/{name}" for name in files]
 
 
-def _sample(folder: Path, n: int, rng: random.Random) -> list[tuple[str, str]]:
-    """A balanced random sample of (relative name, truth); an odd ``n`` gives the extra image to a random class."""
-    counts = {"REAL": n // 2, "FAKE": n // 2}
-    if n % 2:
-        counts[rng.choice(TRUTHS)] += 1
-    picked = []
-    for label, count in counts.items():
-        names = _class_images(folder, label)
-        if len(names) < count:
-            raise DeckError(f"{folder} has only {len(names)} {label} images; {count} are needed")
-        picked += [(name, label) for name in rng.sample(names, count)]
-    rng.shuffle(picked)
-    return picked
+def _sample(folder: Path, sizes: list[int], rng: random.Random) -> list[list[tuple[str, str]]]:
+    """Disjoint balanced random samples of (relative name, truth), one per size; an odd size gives its extra
+    image to a random class."""
+    counts = [{"REAL": n // 2, "FAKE": n // 2} for n in sizes]
+    for n, count in zip(sizes, counts):
+        if n % 2:
+            count[rng.choice(TRUTHS)] += 1
+    samples: list[list[tuple[str, str]]] = [[] for _ in sizes]
+    for label in TRUTHS:
+        names, needed = _class_images(folder, label), sum(count[label] for count in counts)
+        if len(names) < needed:
+            raise DeckError(f"{folder} has only {len(names)} {label} images; {needed} are needed")
+        drawn = iter(rng.sample(names, needed))
+        for sample, count in zip(samples, counts):
+            sample += [(next(drawn), label) for _ in range(count[label])]
+    for sample in samples:
+        rng.shuffle(sample)
+    return samples
+
+
+def _built_item(root: Path, relative: str, truth: str, item_id: str) -> dict:
+    """A new item with placeholder source, lesson and (for AI images) artifact categories for the teacher."""
+    item = {"id": item_id, "image": relative, "truth": truth,
+            "source": f"{PLACEHOLDER} say who or what made this image",
+            "lesson": f"{PLACEHOLDER} write what to look for in this image",
+            "artifacts": [NONE_VISIBLE] if truth == "REAL" else [ARTIFACTS_PLACEHOLDER]}
+    if max(read_image(root, relative).size) < SMALL_IMAGE_SIDE:
+        item["display_size"] = 256
+    return item
 
 
 def build_deck(folder: Path, data_root: Path, title: str, n: int = 20, seed: int = 0,
-               deck_id: str | None = None, description: str = "") -> dict:
-    """A balanced deck manifest over ``folder`` (inside ``data_root``), lessons left as marked placeholders."""
+               deck_id: str | None = None, description: str = "", pool_size: int = 0) -> dict:
+    """A balanced deck manifest over ``folder`` (inside ``data_root``), lessons and artifact categories left as
+    marked placeholders; ``pool_size`` > 0 adds two test pools of that many other images (pre/post tests)."""
     folder, root = folder.resolve(), data_root.resolve()
     if not folder.is_relative_to(root):
         raise DeckError(f"{folder} is not inside the data folder {root}; pass --data-root")
@@ -288,23 +367,40 @@ def build_deck(folder: Path, data_root: Path, title: str, n: int = 20, seed: int
         raise DeckError("a deck needs at least 2 images")
     deck_id = deck_id or re.sub(r"[^a-z0-9_-]+", "-", title.lower()).strip("-")[:48] or "deck"
     prefix = folder.relative_to(root).as_posix()
-    items = []
-    for index, (name, truth) in enumerate(_sample(folder, n, random.Random(seed))):
-        relative = f"{prefix}/{name}"
-        item = {"id": f"{deck_id}-{index + 1:02d}", "image": relative, "truth": truth,
-                "source": f"{PLACEHOLDER} say who or what made this image",
-                "lesson": f"{PLACEHOLDER} write what to look for in this image"}
-        if max(read_image(root, relative).size) < SMALL_IMAGE_SIDE:
-            item["display_size"] = 256
-        items.append(item)
-    deck = {"id": deck_id, "title": title, "description": description, "items": items}
+    samples = _sample(folder, [n] + [pool_size] * (POOL_COUNT if pool_size > 0 else 0), random.Random(seed))
+    lists = [[_built_item(root, f"{prefix}/{name}", truth, f"{deck_id}-{tag}{index + 1:02d}")
+              for index, (name, truth) in enumerate(sample)]
+             for tag, sample in zip(["", *(f"t{number}-" for number in range(1, POOL_COUNT + 1))], samples)]
+    deck = {"id": deck_id, "title": title, "description": description, "items": lists[0]}
+    if pool_size > 0:
+        deck["test_pools"] = lists[1:]
     parse_deck(deck, deck_id)
     return deck
 
 
 def placeholder_count(deck: Deck) -> int:
-    """How many items still carry the builder's placeholder text."""
-    return sum(PLACEHOLDER in item.lesson or PLACEHOLDER in item.source for item in deck.items)
+    """How many items (test pools included) still carry the builder's placeholder text."""
+    items = (*deck.items, *(item for pool in deck.test_pools for item in pool))
+    return sum(any(PLACEHOLDER in text for text in (item.lesson, item.source, *item.artifacts)) for item in items)
+
+
+def artifact_counts(items: tuple[DeckItem, ...]) -> dict[str, int]:
+    """How many items show each artifact category (``none visible`` included), in the taxonomy's order."""
+    counts = {kind: sum(kind in item.artifacts for item in items) for kind in (*ARTIFACT_KINDS, NONE_VISIBLE)}
+    return {kind: count for kind, count in counts.items() if count}
+
+
+def check_line(deck: Deck) -> str:
+    """One line of ``check``: state, artifact categories, test pools and leftover placeholders."""
+    if deck.problem:
+        return f"{deck.id}: UNAVAILABLE: {deck.problem}"
+    kinds = ", ".join(f"{kind} {count}" for kind, count in artifact_counts(deck.items).items())
+    line = f"{deck.id}: ok, {len(deck.items)} images; artifacts: {kinds}"
+    if deck.test_pools:
+        sizes = "+".join(str(len(pool)) for pool in deck.test_pools)
+        line += f"; test pools {sizes}" + (f" UNAVAILABLE: {deck.pools_problem}" if deck.pools_problem else "")
+    todo = placeholder_count(deck)
+    return line + (f" ({todo} items still have placeholder text)" if todo else "")
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -315,11 +411,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise DeckError(f"{out} exists; pass --force to overwrite it")
     deck = build_deck(Path(args.folder), data_root, args.title, args.n, args.seed,
-                      args.id or (out.stem if out.suffix == ".json" else None), args.description)
+                      args.id or (out.stem if out.suffix == ".json" else None), args.description, args.pool_size)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(deck, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"Wrote {out}: {len(deck['items'])} images. Now replace every '{PLACEHOLDER}' text with the "
-          f"real source and a lesson.")
+          f"real source, a lesson and the artifact categories ({', '.join(ARTIFACT_KINDS)}).")
     return 0
 
 
@@ -327,9 +423,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     data_root = Path(args.data_root) if args.data_root else get_settings().data_dir
     decks = load_decks(Path(args.folder), data_root)
     for deck in decks:
-        state = f"UNAVAILABLE: {deck.problem}" if deck.problem else f"ok, {len(deck.items)} images"
-        todo = placeholder_count(deck)
-        print(f"{deck.id}: {state}" + (f" ({todo} items still have placeholder text)" if todo else ""))
+        print(check_line(deck))
     return 0 if decks and all(d.available for d in decks) else 1
 
 
@@ -343,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--description", default="")
     build.add_argument("--n", type=int, default=20, help="number of images (half REAL, half FAKE)")
     build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--pool-size", type=int, default=0,
+                       help="also sample two test pools of this many other images (pre/post tests in rooms)")
     build.add_argument("--id", help="deck id (default: the output file's name)")
     build.add_argument("--out", required=True, help="where to write the deck, e.g. quiz_data/mydeck.json")
     build.add_argument("--force", action="store_true", help="overwrite --out")
