@@ -21,7 +21,7 @@ from gauntlet.teaching.reveal_cache import RevealCache
 from gauntlet.service import ModelCatalog
 from gauntlet.settings import get_settings
 from quiz_helpers import LEAKY_TEXT, TRUTH_OF, demo_deck, make_data_root, write_deck
-from ui.game_board import WELCOME, PlayerHandlers
+from ui.game_board import WELCOME, PlayerHandlers, build_player, progress_state
 
 MODEL = "tiny"
 ITEM_SECRETS = ["source of", "lesson of", "set/", "set.zip", "img_", "img ", LEAKY_TEXT]
@@ -138,7 +138,10 @@ def test_guess_to_reveal_over_http_takes_under_100_ms(app):
 
 def test_handlers_show_a_welcome_and_human_errors():
     handlers = PlayerHandlers(quiz=None)
-    status, image, *_ = handlers.view(None, "score_cam")
-    assert status == WELCOME and image is None
+    with gr.Blocks():
+        player = build_player(handlers, progress_state("test"), "test")
+    updates = handlers.view(None, "score_cam")
+    assert updates[player.status] == WELCOME and updates[player.image] is None
+    assert set(updates) <= set(handlers.view_outputs)  # a handler only changes components its event lists
     with pytest.raises(gr.Error, match="Press Start first"):
         handlers.guesser("REAL")({"not": "progress"}, "score_cam")

@@ -220,11 +220,12 @@ def _artifacts(data: dict, truth: str, where: str) -> tuple[str, ...]:
 
 def parse_item(data: object, index: int, deck_id: str, where: str = "") -> DeckItem:
     """Validate one item of a deck manifest (``where`` names the list it is in, default the deck's items)."""
-    where = f"deck {deck_id!r}, {where or 'item'} {index + 1}"
+    label = where or "item"
+    where = f"deck {deck_id!r}, {label} {index + 1}"
     data = _check_keys(data, ITEM_KEYS, where)
     item_id = _text(data, "id", where)
     _check_item_id(item_id, where)
-    where = f"deck {deck_id!r}, item {item_id!r}"
+    where = f"deck {deck_id!r}, {label} {item_id!r}"
     truth = data["truth"]
     if truth not in TRUTHS:
         raise DeckError(f"{where}: truth must be \"REAL\" or \"FAKE\", not {truth!r}")

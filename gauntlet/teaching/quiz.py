@@ -120,6 +120,12 @@ class RoomStep:
     state: str
     outcome: Outcome | None = None
     distribution: dict[str, int] | None = None  # the class's answers, shown with a teacher-paced reveal
+    paced: bool = False
+
+    @property
+    def key(self) -> list[str]:
+        """What the student's screen shows, in two words: the item and the state."""
+        return [self.item_id, self.state]
 
 
 def next_item(deck: Deck, progress: Progress) -> DeckItem | None:
@@ -279,7 +285,7 @@ class Quiz:
         else:
             index = next((k for k, (item_id, _) in enumerate(sequence) if item_id not in answers), len(sequence))
         if index >= len(sequence):
-            return RoomStep(Shown(None, len(sequence), len(sequence), deck.title), "", "", "done")
+            return RoomStep(Shown(None, len(sequence), len(sequence), deck.title), "", "", "done", paced=room.paced)
         item_id, phase = sequence[index]
         item = deck.item(item_id)
         if phase == "lesson":
@@ -289,8 +295,9 @@ class Quiz:
         if room.paced and room.revealed:
             outcome = Outcome(item, guess, guess == item.truth, self.cache.verdict(room.model, item),
                               self.cache.heatmap(room.model, item, method), method)
-            return RoomStep(shown, item_id, phase, "revealed", outcome, self.store.distribution(room.code, item_id))
-        return RoomStep(shown, item_id, phase, "waiting" if guess else "guess")
+            return RoomStep(shown, item_id, phase, "revealed", outcome, self.store.distribution(room.code, item_id),
+                            paced=True)
+        return RoomStep(shown, item_id, phase, "waiting" if guess else "guess", paced=room.paced)
 
     def room_guess(self, progress: Progress, guess: str, method: str = DEFAULT_METHOD) -> tuple[Progress, RoomStep]:
         """Record a student's answer on the item on their screen; lesson items of self-paced rooms are revealed
