@@ -37,7 +37,9 @@ def jpeg(seed: int, size: tuple[int, int] = (160, 120)) -> bytes:
 
 def fill_data_root(root: Path, decks_dir: Path = REPO_ROOT / "quiz_data") -> None:
     """Write a noise image at every image path the decks name (``x.zip/a/b.jpg`` goes into ``x.zip``)."""
-    paths = sorted({item["image"] for deck in decks_dir.glob("*.json") for item in json.loads(deck.read_text())["items"]})
+    manifests = [json.loads(deck.read_text()) for deck in decks_dir.glob("*.json")]
+    items = [item for deck in manifests for item in deck["items"] + sum(deck.get("test_pools", []), [])]
+    paths = sorted({item["image"] for item in items})
     archives: dict[Path, list[str]] = {}
     for seed, path in enumerate(paths):
         archive, _, member = path.partition(".zip/")

@@ -100,7 +100,7 @@ class RoomPlayerHandlers(PlayerHandlers):
     def heatmap(self, saved: dict | None, method: str) -> Updates:
         progress = Progress.from_dict(saved)
         if progress is None or not progress.room:
-            return {}
+            return gr.skip()  # nothing to change (an empty dict is not allowed)
         step = self.quiz.room_step(progress, method)
         if step.state == "revealed":
             return {self.player.heatmap: step.outcome.heatmap}
@@ -202,7 +202,7 @@ class ClassroomHandlers:
                 t.board: leaderboard_markdown(self.quiz.leaderboard(room.code), room), t.timer: gr.Timer(active=True)}
 
     def refresh(self, creds: dict | None, request: gr.Request) -> Updates:
-        return self.teacher(creds["code"], creds["key"], request) if creds else {}
+        return self.teacher(creds["code"], creds["key"], request) if creds else gr.skip()
 
     def advance(self, code: str, key: str, request: gr.Request) -> Updates:
         self.quiz.store.advance(code, key)
@@ -329,6 +329,6 @@ def wire_join_link(demo: gr.Blocks, tabs: gr.Tabs, tab: ClassroomTab) -> None:
 
     def from_link(request: gr.Request) -> Updates:
         room = normalise_code(dict(getattr(request, "query_params", None) or {}).get("room", ""))[:12]
-        return {tabs: gr.Tabs(selected=TAB_ID), tab.code: room} if room else {}
+        return {tabs: gr.Tabs(selected=TAB_ID), tab.code: room} if room else gr.skip()
 
     demo.load(from_link, None, [tabs, tab.code], api_visibility="private", queue=False)

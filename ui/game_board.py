@@ -122,7 +122,7 @@ class PlayerHandlers:
         """The last revealed item's heatmap with another method."""
         progress = Progress.from_dict(saved)
         if progress is None or not progress.answers:
-            return {}
+            return gr.skip()  # nothing to change (an empty dict is not allowed)
         return {self.player.heatmap: self.quiz.outcome(progress, method).heatmap}
 
 
