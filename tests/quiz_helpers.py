@@ -65,3 +65,21 @@ def write_deck(folder: Path, deck: dict, name: str | None = None) -> Path:
     path = folder / f"{name or deck['id']}.json"
     path.write_text(json.dumps(deck))
     return path
+
+
+def demo_quiz(root: Path, model: str = "tiny"):
+    """A :class:`~gauntlet.teaching.quiz.Quiz` over the demo deck, a tiny random model and a fresh classroom
+    database, all under ``root``."""
+    from conftest import make_checkpoint
+    from gauntlet.service import ModelCatalog
+    from gauntlet.teaching.classroom import ClassroomStore
+    from gauntlet.teaching.decks import load_decks
+    from gauntlet.teaching.quiz import Quiz
+    from gauntlet.teaching.reveal_cache import RevealCache
+
+    make_checkpoint(root / "checkpoints" / model, "baseline_cnn")
+    data_root = make_data_root(root / "data")
+    write_deck(root / "decks", demo_deck())
+    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=root / "checkpoints")
+    return Quiz(catalog, load_decks(root / "decks", data_root), RevealCache(catalog, data_root, root / "cache"),
+                ClassroomStore(root / "classroom.sqlite3"), data_root)

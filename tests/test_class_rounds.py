@@ -10,17 +10,14 @@ from collections import Counter
 
 import pytest
 
-from conftest import make_checkpoint
-from gauntlet.service import ModelCatalog
 from gauntlet.stats import paired_mean_interval
 from gauntlet.teaching import classroom
 from gauntlet.teaching.class_report import balanced_sample, plan_sequence
 from gauntlet.teaching.classroom import ClassroomStore, JoinLimiter, RoomError
-from gauntlet.teaching.decks import load_decks, parse_deck
+from gauntlet.teaching.decks import parse_deck
 from gauntlet.teaching.quiz import Progress, Quiz
 from gauntlet.teaching.quiz_present import reveal_markdown, summary_markdown, teacher_markdown
-from gauntlet.teaching.reveal_cache import RevealCache
-from quiz_helpers import POOL_TRUTH_OF, TRUTH_OF, demo_deck, make_data_root, write_deck
+from quiz_helpers import POOL_TRUTH_OF, TRUTH_OF, demo_deck, demo_quiz
 
 MODEL = "tiny"
 TRUTHS = {**TRUTH_OF, **POOL_TRUTH_OF}
@@ -36,19 +33,15 @@ CREATE TABLE answers (room TEXT NOT NULL, token TEXT NOT NULL, item TEXT NOT NUL
 
 
 @pytest.fixture(scope="module")
-def parts(tmp_path_factory):
-    root = tmp_path_factory.mktemp("rounds")
-    make_checkpoint(root / "checkpoints" / MODEL, "baseline_cnn")
-    data_root = make_data_root(root / "data")
-    write_deck(root / "decks", demo_deck())
-    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=root / "checkpoints")
-    return catalog, load_decks(root / "decks", data_root), RevealCache(catalog, data_root, root / "cache"), data_root
+def base(tmp_path_factory) -> Quiz:
+    return demo_quiz(tmp_path_factory.mktemp("rounds"), MODEL)
 
 
 @pytest.fixture
-def quiz(parts, tmp_path) -> Quiz:
-    catalog, decks, cache, data_root = parts
-    return Quiz(catalog, decks, cache, ClassroomStore(tmp_path / "classroom.sqlite3"), data_root, JoinLimiter(5, 60))
+def quiz(base, tmp_path) -> Quiz:
+    """The demo quiz with a fresh classroom database and a failed-join limit of 5 a minute."""
+    return Quiz(base.catalog, list(base.decks.values()), base.cache, ClassroomStore(tmp_path / "classroom.sqlite3"),
+                base.data_root, JoinLimiter(5, 60))
 
 
 def play(quiz: Quiz, progress: Progress, guess_of=lambda item_id: TRUTHS[item_id]) -> Progress:

@@ -11,9 +11,10 @@ import re
 
 import pytest
 
-from benchmarks.server import CHROMIUM, CHROMIUM_ARGS, AppServer
+from benchmarks.server import CHROMIUM, AppServer
 from conftest import make_checkpoint
 from quiz_helpers import demo_deck, make_data_root, write_deck
+from test_browser import browser, shoot  # noqa: F401 - the shared Chromium fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 TIMEOUT_MS = 60_000
@@ -33,16 +34,6 @@ def server(tmp_path_factory):
            "GAUNTLET_CLASSROOM_DB": str(work / "classroom.sqlite3")}
     with AppServer(env) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -87,12 +78,6 @@ def join(open_page, server, code: str, nickname: str):
     page.get_by_role("button", name="Join", exact=True).click()
     page.get_by_text(re.compile(r"image 1 of \d+")).wait_for()
     return page
-
-
-def shoot(page, name: str) -> None:
-    from test_browser import shoot as save
-
-    save(page, name)
 
 
 def test_a_teacher_paced_round_with_three_students(open_page, server):

@@ -13,14 +13,8 @@ from gradio_client.exceptions import AppError
 
 from app import build_app
 from app_process import free_port
-from conftest import make_checkpoint
-from gauntlet.teaching.classroom import ClassroomStore
-from gauntlet.teaching.decks import load_decks
-from gauntlet.teaching.quiz import Quiz
-from gauntlet.teaching.reveal_cache import RevealCache
-from gauntlet.service import ModelCatalog
 from gauntlet.settings import get_settings
-from quiz_helpers import LEAKY_TEXT, TRUTH_OF, demo_deck, make_data_root, write_deck
+from quiz_helpers import LEAKY_TEXT, TRUTH_OF, demo_quiz
 from ui.game_board import WELCOME, PlayerHandlers, build_player, progress_state
 
 MODEL = "tiny"
@@ -30,14 +24,9 @@ ITEM_SECRETS = ["source of", "lesson of", "set/", "set.zip", "img_", "img ", LEA
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     """The real app (all tabs) on a free localhost port, over a generated deck and a tiny model."""
-    root = tmp_path_factory.mktemp("quiz_app")
-    make_checkpoint(root / "checkpoints" / MODEL, "baseline_cnn")
-    data_root = make_data_root(root / "data")
-    write_deck(root / "decks", demo_deck())
-    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=root / "checkpoints")
-    quiz = Quiz(catalog, load_decks(root / "decks", data_root), RevealCache(catalog, data_root, root / "cache"),
-                ClassroomStore(root / "classroom.sqlite3"), data_root)
-    demo = build_app(catalog, get_settings(), quiz)
+    quiz = demo_quiz(tmp_path_factory.mktemp("quiz_app"), MODEL)
+    data_root = quiz.data_root
+    demo = build_app(quiz.catalog, get_settings(), quiz)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/", data_root
