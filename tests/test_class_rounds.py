@@ -127,6 +127,9 @@ def test_balanced_sample_and_plan_follow_the_pools():
     deck = parse_deck(demo_deck(), "demo")
     assert Counter(item.truth for item in balanced_sample(deck.test_pools[0], 4, rng)) == {"REAL": 2, "FAKE": 2}
     assert len(plan_sequence(deck, 0, rng)) == 6
+    without_pools = parse_deck({key: value for key, value in demo_deck().items() if key != "test_pools"}, "demo")
+    with pytest.raises(ValueError, match="has no test pools"):
+        plan_sequence(without_pools, 2, rng)
 
 
 def test_pre_post_room_reports_the_gain_with_a_paired_interval_and_the_phase_of_every_answer(quiz):

@@ -29,8 +29,8 @@ def server(tmp_path_factory):
     work = tmp_path_factory.mktemp("classroom_browser")
     make_checkpoint(work / "checkpoints" / "tiny", "baseline_cnn")
     write_deck(work / "decks", demo_deck())
-    env = {"GAUNTLET_CHECKPOINTS_DIR": str(work / "checkpoints"), "GAUNTLET_DATA_DIR": str(make_data_root(work / "data")),
-           "GAUNTLET_QUIZ_DIR": str(work / "decks"), "GAUNTLET_CACHE_DIR": str(work / "cache"),
+    env = {"GAUNTLET_CHECKPOINTS_DIR": str(work / "checkpoints"),
+           "GAUNTLET_DATA_DIR": str(make_data_root(work / "data")), "GAUNTLET_QUIZ_DIR": str(work / "decks"), "GAUNTLET_CACHE_DIR": str(work / "cache"),
            "GAUNTLET_CLASSROOM_DB": str(work / "classroom.sqlite3")}
     with AppServer(env) as running:
         yield running

@@ -162,12 +162,12 @@ class ClassroomHandlers:
         if progress is None or not progress.room:
             return updates
         try:
-            step = self.quiz.room_step(progress, method or DEFAULT_METHOD)
+            place = self.quiz.room_place(progress)
+            if not place.room.paced or place.key == seen:
+                return updates
+            return {**updates, **self.player.step_view(progress, self.quiz.room_step(progress, method))}
         except RoomError:
             return updates
-        if not step.paced or step.key == seen:
-            return updates
-        return {**updates, **self.player.step_view(progress, step)}
 
     def leaderboard(self, saved: dict | None) -> str:
         """The student's room leaderboard (a message instead when the room is gone)."""
@@ -196,8 +196,8 @@ class ClassroomHandlers:
         link = f"{request_origin(request)}/?room={room.code}"
         deck = self.quiz.deck(room.deck)
         thumbnails = [(self.quiz.thumbnail(deck.id, item.item), item_caption(item)) for item in report.items]
-        return {t.creds: {"code": room.code, "key": key}, t.presenter: presenter_markdown(room, link, students, answers),
-                t.qr: join_qr(link), t.pace: gr.update(visible=room.paced), t.report: teacher_markdown(report),
+        return {t.creds: {"code": room.code, "key": key}, t.qr: join_qr(link),
+                t.presenter: presenter_markdown(room, link, students, answers), t.pace: gr.update(visible=room.paced), t.report: teacher_markdown(report),
                 t.thumbnails: thumbnails, t.chart: fooled_chart(report.items),
                 t.board: leaderboard_markdown(self.quiz.leaderboard(room.code), room), t.timer: gr.Timer(active=True)}
 

@@ -32,6 +32,10 @@ def balanced_sample(pool: tuple[DeckItem, ...], n: int, rng: random.Random) -> l
 
 def plan_sequence(deck: Deck, test_items: int, rng: random.Random) -> Sequence:
     """A random order of the deck's items, with ``test_items`` pre- and post-test items from disjoint pools."""
+    if test_items and not deck.test_pools:
+        raise ValueError(f"The deck {deck.title!r} has no test pools: choose 0 pre/post-test images or another deck.")
+    if test_items and deck.pools_problem:
+        raise ValueError(f"The test images of {deck.title!r} are unavailable: {deck.pools_problem}.")
     if test_items > deck.pool_size:
         raise ValueError(f"The deck {deck.title!r} has {deck.pool_size} test images per phase; ask for at most that "
                          "many pre/post-test items.")

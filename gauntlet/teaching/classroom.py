@@ -368,13 +368,6 @@ class ClassroomStore:
             "LEFT JOIN answers a ON a.room = s.room AND a.token = s.token WHERE s.room = ? "
             "GROUP BY s.token ORDER BY 2 DESC, 3 ASC, 1 COLLATE NOCASE", normalise_code(code))
 
-    def item_stats(self, code: str, key: str) -> dict[str, ItemStat]:
-        """Per item: how many answered and how many were fooled (teacher key required)."""
-        room = self.check_teacher(code, key)
-        rows = self._read("SELECT item, COUNT(*), SUM(1 - correct), SUM(guess = 'FAKE') FROM answers "
-                          "WHERE room = ? GROUP BY item", room.code)
-        return {item: ItemStat(item, answered, fooled, fake) for item, answered, fooled, fake in rows}
-
     def answers(self, code: str, key: str) -> list[tuple[str, str, str, bool, float, str]]:
         """Every answer (nickname, item, guess, correct, unix time, phase), oldest first (teacher key required)."""
         room = self.check_teacher(code, key)

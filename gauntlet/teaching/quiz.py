@@ -110,6 +110,30 @@ class Summary:
     tests: dict[str, Tally] = field(default_factory=dict)
 
 
+def screen_key(item_id: str, state: str) -> list[str]:
+    """What a student's screen shows, in two words (live views redraw only when it changes)."""
+    return [item_id, state]
+
+
+@dataclass
+class RoomPlace:
+    """Where a student is in a room: the ``index`` of ``total`` in their sequence, the item and its phase, and
+    the state (guess, waiting for the teacher, revealed, done)."""
+
+    room: Room
+    deck: Deck
+    index: int
+    total: int
+    item_id: str
+    phase: str
+    state: str
+    guess: str = ""
+
+    @property
+    def key(self) -> list[str]:
+        return screen_key(self.item_id, self.state)
+
+
 @dataclass
 class RoomStep:
     """What a student in a room sees now: ``state`` is guess, waiting (for the teacher), revealed or done."""
@@ -124,8 +148,7 @@ class RoomStep:
 
     @property
     def key(self) -> list[str]:
-        """What the student's screen shows, in two words: the item and the state."""
-        return [self.item_id, self.state]
+        return screen_key(self.item_id, self.state)
 
 
 def next_item(deck: Deck, progress: Progress) -> DeckItem | None:
@@ -274,8 +297,9 @@ class Quiz:
             return list(room.sequence)
         return self.store.sequence(room.code, token) or [(item.id, "lesson") for item in deck.items]
 
-    def room_step(self, progress: Progress, method: str = DEFAULT_METHOD) -> RoomStep:
-        """What the student sees now, from the server's record (a refresh or a stale browser changes nothing)."""
+    def room_place(self, progress: Progress) -> RoomPlace:
+        """Where the student is, from the server's record (a refresh or a stale browser changes nothing); cheap
+        (no image is read), so live views can check it often."""
         room = self.store.room(progress.room)
         deck = self.deck(room.deck)
         answers = self.store.student_answers(room.code, progress.student)
@@ -285,19 +309,28 @@ class Quiz:
         else:
             index = next((k for k, (item_id, _) in enumerate(sequence) if item_id not in answers), len(sequence))
         if index >= len(sequence):
-            return RoomStep(Shown(None, len(sequence), len(sequence), deck.title), "", "", "done", paced=room.paced)
+            return RoomPlace(room, deck, index, len(sequence), "", "", "done")
         item_id, phase = sequence[index]
-        item = deck.item(item_id)
-        if phase == "lesson":
-            self.cache.prefetch(room.model, item, method)
-        shown = self._shown(deck, item, index + 1, len(sequence))
         guess = answers.get(item_id, "")
-        if room.paced and room.revealed:
-            outcome = Outcome(item, guess, guess == item.truth, self.cache.verdict(room.model, item),
-                              self.cache.heatmap(room.model, item, method), method)
-            return RoomStep(shown, item_id, phase, "revealed", outcome, self.store.distribution(room.code, item_id),
-                            paced=True)
-        return RoomStep(shown, item_id, phase, "waiting" if guess else "guess", paced=room.paced)
+        state = "revealed" if room.paced and room.revealed else "waiting" if guess else "guess"
+        return RoomPlace(room, deck, index, len(sequence), item_id, phase, state, guess)
+
+    def room_step(self, progress: Progress, method: str = DEFAULT_METHOD) -> RoomStep:
+        """What the student sees now: the image, and after a teacher's reveal the truth and the class's answers."""
+        place = self.room_place(progress)
+        room, deck = place.room, place.deck
+        if place.state == "done":
+            return RoomStep(Shown(None, place.total, place.total, deck.title), "", "", "done", paced=room.paced)
+        item = deck.item(place.item_id)
+        if place.phase == "lesson":
+            self.cache.prefetch(room.model, item, method)
+        shown = self._shown(deck, item, place.index + 1, place.total)
+        if place.state != "revealed":
+            return RoomStep(shown, item.id, place.phase, place.state, paced=room.paced)
+        outcome = Outcome(item, place.guess, place.guess == item.truth, self.cache.verdict(room.model, item),
+                          self.cache.heatmap(room.model, item, method), method)
+        return RoomStep(shown, item.id, place.phase, "revealed", outcome, self.store.distribution(room.code, item.id),
+                        paced=True)
 
     def room_guess(self, progress: Progress, guess: str, method: str = DEFAULT_METHOD) -> tuple[Progress, RoomStep]:
         """Record a student's answer on the item on their screen; lesson items of self-paced rooms are revealed

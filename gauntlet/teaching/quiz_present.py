@@ -215,8 +215,10 @@ def teacher_markdown(report: ClassReport) -> str:
 def item_caption(report: ItemReport) -> str:
     """The numbers beside an item's thumbnail in the teacher's view."""
     model = "model right" if report.model_right else "model WRONG"
-    return (f"{report.item.id} · {report.item.truth} · {report.stat.answered} answers, "
-            f"{report.stat.fooled_share:.0%} fooled · {model}")
+    stat = report.stat
+    said_ai = f", {stat.said_fake / stat.answered:.0%} said AI" if stat.answered else ""
+    return (f"{report.item.id} · {report.item.truth} · {stat.answered} answers{said_ai}, "
+            f"{stat.fooled_share:.0%} fooled · {model}")
 
 
 def presenter_markdown(room: Room, link: str, students: int, answers: int) -> str:
