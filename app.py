@@ -14,7 +14,7 @@ from gauntlet.service import ModelCatalog, example_images
 from gauntlet.settings import Settings, get_settings
 from gauntlet.teaching.decks import starter_examples
 from gauntlet.teaching.quiz import Quiz
-from ui.classroom_tab import build_classroom_tab
+from ui.classroom_tab import TAB_ID as CLASSROOM_TAB, build_classroom_tab, wire_join_link
 from ui.detector_tab import build_detector_tab
 from ui.game_board import progress_state
 from ui.model_card_tab import build_model_card_tab
@@ -37,15 +37,17 @@ def build_app(catalog: ModelCatalog, settings: Settings, quiz: Quiz | None = Non
                    delete_cache=(1800, 3600)) as demo:
         gr.Markdown(INTRO)
         quiz_progress, room_progress = progress_state("gauntlet-quiz"), progress_state("gauntlet-classroom")
-        with gr.Tab("Detector"):
-            build_detector_tab(catalog.predict, catalog.explain_stream, catalog.choices(), catalog.default_key,
-                               detector_examples(settings), settings.predict_concurrency)
-        with gr.Tab("Spot the fake"):
-            build_quiz_tab(demo, quiz, catalog.choices(), catalog.default_key, quiz_progress)
-        with gr.Tab("Classroom"):
-            build_classroom_tab(demo, quiz, catalog.choices(), catalog.default_key, room_progress)
-        with gr.Tab("Model card"):
-            build_model_card_tab(*load_model_card())
+        with gr.Tabs() as tabs:
+            with gr.Tab("Detector"):
+                build_detector_tab(catalog.predict, catalog.explain_stream, catalog.choices(), catalog.default_key,
+                                   detector_examples(settings), settings.predict_concurrency)
+            with gr.Tab("Spot the fake"):
+                build_quiz_tab(demo, quiz, catalog.choices(), catalog.default_key, quiz_progress)
+            with gr.Tab("Classroom", id=CLASSROOM_TAB):
+                classroom = build_classroom_tab(demo, quiz, catalog.choices(), catalog.default_key, room_progress)
+            with gr.Tab("Model card"):
+                build_model_card_tab(*load_model_card())
+        wire_join_link(demo, tabs, classroom)
     demo.queue(max_size=settings.queue_max_size, default_concurrency_limit=settings.concurrency_limit)
     return demo
 

@@ -74,6 +74,9 @@ class Settings:
     torch_threads: int
     explanation_cache: int
     default_models: tuple[str, ...]
+    room_ttl_hours: float = 48.0
+    join_max_failures: int = 20
+    join_window_s: float = 60.0
 
 
 def get_settings() -> Settings:
@@ -98,4 +101,7 @@ def get_settings() -> Settings:
         torch_threads=_env_int("GAUNTLET_TORCH_THREADS", 1),
         explanation_cache=_env_int("GAUNTLET_EXPLANATION_CACHE", 256),
         default_models=tuple(m.strip() for m in models.split(",") if m.strip()),
+        room_ttl_hours=_env_float("GAUNTLET_ROOM_TTL_HOURS", 48.0),
+        join_max_failures=_env_int("GAUNTLET_JOIN_MAX_FAILURES", 20),
+        join_window_s=_env_float("GAUNTLET_JOIN_WINDOW_S", 60.0),
     )

@@ -13,7 +13,8 @@ from gauntlet.detector import Detector, Prediction
 from gauntlet.present import verdict_sentence, verdict_short
 from gauntlet.teaching.classroom import ItemStat, Room
 from gauntlet.teaching.decks import Deck, DeckItem
-from gauntlet.teaching.quiz import ItemReport, Outcome, Progress, score
+from gauntlet.teaching.class_report import ClassReport, ItemReport, Tally
+from gauntlet.teaching.quiz import Outcome, Progress, score
 from gauntlet.teaching.quiz_present import reveal_markdown, summary_markdown, teacher_markdown
 
 
@@ -118,8 +119,9 @@ def test_quiz_reveal_and_teacher_view_say_not_sure():
     assert "The model was **wrong**." in reveal_markdown(sure)
     room = Room("ABCD", "demo", "tiny", False)
     reports = [ItemReport(item, ItemStat("x-01", 4, 1), _prediction("REAL", False))]
-    assert "| x-01 | FAKE | 4 | 25% | not sure (leans REAL, 62%) | no verdict (lean wrong) |" in \
-        teacher_markdown(room, reports)
+    report = ClassReport(room, reports, [], Tally(), 0, 0, 0, {}, None)
+    assert "| x-01 | FAKE | none visible | 4 | 25% | not sure (leans REAL, 62%) | no verdict (lean wrong) |" in \
+        teacher_markdown(report)
 
 
 def test_quiz_summary_counts_the_models_unsure_answers():
@@ -127,10 +129,11 @@ def test_quiz_summary_counts_the_models_unsure_answers():
                                        for i, truth in enumerate(["FAKE", "REAL", "FAKE"])))
     progress = Progress("d", "tiny", [["d-0", "FAKE"], ["d-1", "FAKE"], ["d-2", "REAL"]])
     verdicts = {"d-0": _prediction("FAKE", False), "d-1": _prediction("REAL", True), "d-2": _prediction("REAL", False)}
-    summary = score(deck, progress, verdicts)
+    summary = score(deck, progress.answers, verdicts)
     assert (summary.model_right, summary.model_not_sure) == (2, 2)
     assert "**not sure** on 2 of these images" in summary_markdown(summary)
-    assert "not sure" not in summary_markdown(score(deck, progress, {k: _prediction("FAKE", True) for k in verdicts}))
+    assert "not sure" not in summary_markdown(score(deck, progress.answers,
+                                                     {k: _prediction("FAKE", True) for k in verdicts}))
 
 
 def test_the_app_verdict_says_not_sure(calibrated_folder, rgb_image):

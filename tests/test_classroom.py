@@ -34,7 +34,7 @@ def test_teacher_key_is_required_and_bound_to_its_room(store):
     assert store.check_teacher(code.lower(), key).code == code
     for bad_code, bad_key in [(code, ""), (code, other_key), (code, key[:-1]), ("ZZZZZZ", key)]:
         with pytest.raises(PermissionError, match="do not match"):
-            store.item_stats(bad_code, bad_key)
+            store.answers(bad_code, bad_key)
         with pytest.raises(PermissionError):
             store.close_room(bad_code, bad_key)
     with pytest.raises(PermissionError):
@@ -65,8 +65,10 @@ def test_first_answer_counts_and_closed_room_takes_no_more(store, tmp_path):
     with pytest.raises(RoomError, match="not in this room"):
         store.record(code, "forged-token", "demo-02", "REAL", True)
     assert store.leaderboard(code) == [("Ada", 1, 1), ("Bob", 0, 1)]
-    stats = store.item_stats(code, key)["demo-01"]
-    assert (stats.answered, stats.fooled, stats.fooled_share) == (2, 1, 0.5)
+    assert store.distribution(code, "demo-01") == {"REAL": 1, "FAKE": 1}
+    answers = store.answers(code, key)
+    assert [(name, correct, phase) for name, _, _, correct, _, phase in answers] == [
+        ("Ada", True, "lesson"), ("Bob", False, "lesson")]
     store.close_room(code, key)
     with pytest.raises(RoomError, match="closed"):
         store.record(code, bob, "demo-02", "REAL", True)
@@ -97,5 +99,5 @@ def test_forty_students_answering_at_once_lose_nothing(store):
         thread.join()
     assert errors == []
     assert len(store.answers(code, key)) == 40 * len(items)
-    assert sum(stat.answered for stat in store.item_stats(code, key).values()) == 200
+    assert sum(sum(store.distribution(code, item).values()) for item in items) == 200
     assert all(answered == len(items) for _, _, answered in store.leaderboard(code))

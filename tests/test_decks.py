@@ -44,6 +44,18 @@ def test_valid_deck_loads_with_files_and_zip_members(data_root, tmp_path):
     (lambda d: d.update(hub_repo="me/deck"), "'hub_repo' (owner/name) and 'hub_revision' go together"),
     (lambda d: d.update(hub_repo="no-owner", hub_revision="v1"), "hub_repo 'no-owner' must look like owner/name"),
     (lambda d: d.update(hub_repo="me/deck", hub_revision="v1"), "item 'demo-01' has no sha256"),
+    (lambda d: d["items"][0].pop("artifacts"), "missing 'artifacts'"),
+    (lambda d: d["items"][0].update(artifacts=[]), "non-empty list of categories"),
+    (lambda d: d["items"][0].update(artifacts="anatomical"), "non-empty list of categories"),
+    (lambda d: d["items"][0].update(artifacts=["hands"]), "unknown artifact category 'hands'"),
+    (lambda d: d["items"][0].update(artifacts=["physics", "physics"]), "lists a category twice"),
+    (lambda d: d["items"][0].update(artifacts=["none visible", "physics"]), "'none visible' next to another"),
+    (lambda d: d["items"][1].update(artifacts=["stylistic"]), "a real image has no generator artifacts"),
+    (lambda d: d.update(test_pools=[d["test_pools"][0]]), "'test_pools' must be a list of 2"),
+    (lambda d: d["test_pools"][1].append(copy.deepcopy(d["items"][0])), "'demo-01' is used twice"),
+    (lambda d: d["test_pools"][1][0].update(image=d["items"][0]["image"]), "also in the deck or the other pool"),
+    (lambda d: d["test_pools"][1][0].update(image=d["test_pools"][0][0]["image"]), "also in the deck or the other"),
+    (lambda d: d["test_pools"][0][0].update(truth="maybe"), "test pool 1 item 'demo-t1-01': truth"),
 ])
 def test_bad_manifest_gives_a_clear_error(change, message):
     deck = copy.deepcopy(demo_deck())
@@ -98,3 +110,40 @@ def test_build_command_writes_a_deck_that_loads(data_root, tmp_path, capsys):
     assert main(args) == 2 and "exists" in capsys.readouterr().err
     assert main(["check", str(out.parent), "--data-root", str(data_root)]) == 0
     assert "4 items still have placeholder text" in capsys.readouterr().out
+
+
+def test_items_carry_artifact_kinds_and_decks_their_test_pools(data_root, tmp_path):
+    deck = load_deck(write_deck(tmp_path / "decks", demo_deck()), data_root)
+    assert deck.item("demo-04").artifacts == ("functional", "physics")
+    assert deck.item("demo-02").artifacts == ("none visible",) and deck.item("demo-02").artifact_kinds == ()
+    assert [len(pool) for pool in deck.test_pools] == [4, 4] and deck.pool_size == 4
+    assert deck.item("demo-t2-03").image == "set.zip/REAL/img 2.png"
+    pools_missing = demo_deck()
+    pools_missing["test_pools"][0][0]["image"] = "set/REAL/gone.png"
+    partial = load_deck(write_deck(tmp_path / "decks", pools_missing), data_root)
+    assert partial.available and "missing" in partial.pools_problem and partial.pool_size == 0
+
+
+def test_builder_writes_artifact_placeholders_and_optional_test_pools(data_root, tmp_path, capsys):
+    deck = build_deck(data_root / "set", data_root, "Pools", n=4, seed=3, pool_size=2)
+    assert [item["artifacts"] for item in deck["items"] if item["truth"] == "REAL"] == [["none visible"]] * 2
+    assert all(item["artifacts"][0].startswith("TODO (teacher): one or more of anatomical, stylistic")
+               for item in deck["items"] if item["truth"] == "FAKE")
+    pools = deck["test_pools"]
+    images = [item["image"] for item in deck["items"]] + [item["image"] for pool in pools for item in pool]
+    assert [len(pool) for pool in pools] == [2, 2] and len(set(images)) == 8
+    assert all(sorted(item["truth"] for item in pool) == ["FAKE", "REAL"] for pool in pools)
+    write_deck(tmp_path / "decks", deck)
+    assert main(["check", str(tmp_path / "decks"), "--data-root", str(data_root)]) == 0
+    assert "pools: ok, 4 images; artifacts: none visible 2; test pools 2+2 (8 items still have placeholder text)" \
+        in capsys.readouterr().out
+
+
+def test_bundled_decks_name_an_artifact_kind_for_every_ai_image():
+    from gauntlet.settings import REPO_ROOT
+
+    decks = load_decks(REPO_ROOT / "quiz_data", None)
+    assert decks and all(not deck.problem.startswith("bad manifest") for deck in decks)
+    items = [item for deck in decks for item in (*deck.items, *(i for pool in deck.test_pools for i in pool))]
+    assert all(item.artifact_kinds for item in items if item.truth == "FAKE")
+    assert {deck.id for deck in decks if deck.test_pools} >= {"faces", "many_generators"}

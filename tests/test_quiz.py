@@ -40,11 +40,22 @@ def verdict(label: str) -> Prediction:
 def test_score_counts_player_and_model_on_the_same_items(quiz):
     deck = quiz.deck("demo")
     progress = Progress("demo", MODEL, [["demo-01", "FAKE"], ["demo-02", "FAKE"], ["demo-03", "REAL"]])
-    summary = score(deck, progress, {"demo-01": verdict("REAL"), "demo-02": verdict("REAL"),
-                                     "demo-03": verdict("FAKE")})
+    summary = score(deck, progress.answers, {"demo-01": verdict("REAL"), "demo-02": verdict("REAL"),
+                                             "demo-03": verdict("FAKE")})
     assert (summary.total, summary.player_right, summary.model_right) == (3, 2, 1)
     assert [(item.id, guess) for item, guess in summary.missed] == [("demo-02", "FAKE")]
-    assert "You: 2 / 3 right · the model: 1 / 3" in summary_markdown(summary)
+    text = summary_markdown(summary)
+    assert "You: 2 / 3 right · the model: 1 / 3" in text
+    assert "1 of 2 real image(s) called AI (false alarms); 0 of 1 AI image(s) called real (missed)." in text
+
+
+def test_misses_are_reported_by_artifact_kind_apart_from_false_alarms(quiz):
+    deck = quiz.deck("demo")
+    answers = [["demo-01", "REAL"], ["demo-04", "REAL"], ["demo-05", "REAL"], ["demo-06", "FAKE"]]
+    summary = score(deck, answers, {item_id: verdict("REAL") for item_id, _ in answers})
+    assert (summary.lesson.misses, summary.lesson.false_alarms) == (3, 1)
+    assert dict(summary.lesson.fooled_by) == {"anatomical": 2, "functional": 1, "physics": 1}
+    assert "by artifact kind: anatomical 2, functional 1, physics 1" in summary_markdown(summary)
 
 
 def test_saved_progress_is_checked_against_the_deck(quiz):
@@ -86,7 +97,7 @@ def test_progress_never_holds_a_truth(quiz):
     progress = quiz.start("demo", MODEL)
     quiz.show(progress)
     saved = progress.to_dict()
-    assert saved == {"deck": "demo", "model": MODEL, "answers": [], "room": "", "student": ""}
+    assert saved == {"deck": "demo", "model": MODEL, "answers": [], "room": "", "student": "", "showing": ""}
     progress, _ = quiz.guess(progress, "REAL")
     assert progress.to_dict()["answers"] == [["demo-01", "REAL"]]  # the player's guess, not the truth (FAKE)
 
@@ -116,27 +127,31 @@ def test_classroom_play_records_first_answers_and_feeds_the_teacher(quiz):
     ada = quiz.join(code, "Ada")
     bob = quiz.join(code.lower(), "Bob")
     assert ada.room == code and ada.student and "REAL" not in json.dumps(ada.to_dict())
-    after, outcome = quiz.guess(ada, "FAKE")
-    assert outcome.correct
-    _, replay = quiz.guess(ada, "REAL")  # replaying from the old progress: the first answer stands
-    assert replay.guess == "FAKE" and replay.correct
-    quiz.guess(bob, "REAL")
-    with pytest.raises(ValueError, match="does not belong"):
-        quiz.guess(Progress("second", MODEL, [], code, ada.student), "REAL")
-    room, reports = quiz.teacher_report(code, key)
-    first = reports[0]
-    assert (first.item.id, first.stat.answered, first.stat.fooled) == ("demo-01", 2, 1)
-    assert "| demo-01 | FAKE | 2 | 50% |" in teacher_markdown(room, reports)
-    assert fooled_chart(reports).size[0] > 100
+    first = quiz.room_step(ada)
+    assert first.state == "guess" and first.phase == "lesson"
+    after, step = quiz.room_guess(ada, TRUTH_OF[first.item_id])
+    assert step.state == "revealed" and step.outcome.correct and after.showing == first.item_id
+    with pytest.raises(RoomError, match="no longer open"):  # replaying the old progress on the same image
+        quiz.room_guess(Progress("demo", MODEL, [], code, ada.student, first.item_id), "REAL")
+    bob_first = quiz.room_step(bob).item_id
+    quiz.room_guess(bob, "REAL")
+    with pytest.raises(ValueError, match="classroom room"):
+        quiz.guess(ada, "REAL")
+    report = quiz.teacher_report(code, key)
+    stats = {item.item.id: item.stat for item in report.items}
+    assert sum(stat.answered for stat in stats.values()) == 2
+    markdown = teacher_markdown(report)
+    assert "The class:" in markdown and "| Ada |" in markdown and "| Bob |" in markdown
+    assert fooled_chart(report.items).size[0] > 100
     with pytest.raises(PermissionError):
         quiz.teacher_report(code, "wrong key")
     with open(quiz.export_csv(code, key), newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [(r["nickname"], r["guess"], r["truth"], r["correct"]) for r in rows] == [
-        ("Ada", "FAKE", "FAKE", "1"), ("Bob", "REAL", "FAKE", "0")]
+    assert [(r["nickname"], r["item"], r["phase"], r["truth"]) for r in rows] == [
+        ("Ada", first.item_id, "lesson", TRUTH_OF[first.item_id]), ("Bob", bob_first, "lesson", TRUTH_OF[bob_first])]
     quiz.close_room(code, key)
     with pytest.raises(RoomError, match="closed"):
-        quiz.guess(after, "REAL")
+        quiz.room_guess(after, "REAL")
 
 
 def test_cached_reveals_are_keyed_by_weights_and_explained_layers(tmp_path):

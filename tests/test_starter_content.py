@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 import pytest
 from PIL import Image
@@ -80,6 +81,7 @@ def licensed_data(tmp_path):
     deck = demo_deck()
     images = [f"faces/{label}/{label.lower()}_{index}.jpg" for label in ("FAKE", "REAL") for index in range(3)]
     deck["items"] = [{**item, "image": image} for item, image in zip(deck["items"], images)]
+    deck.pop("test_pools")  # pools of the licensed collections are vendored with the real decks
     return root, write_deck(tmp_path / "decks", deck)
 
 
@@ -120,13 +122,14 @@ def test_a_classroom_plays_a_starter_deck_without_the_data_folder(tmp_path):
     catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path / "checkpoints")
     quiz = Quiz(catalog, load_decks(DECKS, None, hub_offline=True), RevealCache(catalog, tmp_path / "cache"),
                 ClassroomStore(tmp_path / "classroom.sqlite3"))
-    code, key = quiz.create_room("faces", "tiny")
+    code, key = quiz.create_room("faces", "tiny", test_items=4)  # the test pools' images are here too
     progress = quiz.join(code, "Ada")
-    for _ in quiz.deck("faces").items:
-        assert quiz.show(progress).image.size[0] > 0
-        progress, _ = quiz.guess(progress, "REAL")
-    assert quiz.leaderboard(code) == [("Ada", 10, 20)]
-    assert len(quiz.teacher_report(code, key)[1]) == 20
+    for _ in range(4 + 20 + 4):  # pre-test, lesson, post-test
+        step = quiz.room_step(progress)
+        assert step.shown.image.size[0] > 0
+        progress, _ = quiz.room_guess(replace(progress, showing=step.item_id), "REAL")
+    assert quiz.leaderboard(code) == [("Ada", 14, 28)]  # half of every balanced phase is real
+    assert len(quiz.teacher_report(code, key).items) == 20
 
 
 def test_vendor_refuses_a_deck_pinned_by_hashes(licensed_data, capsys):

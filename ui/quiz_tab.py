@@ -27,9 +27,9 @@ def build_quiz_tab(demo: gr.Blocks, quiz: Quiz, model_choices: list[tuple[str, s
     player = build_player(handlers, progress, "quiz")
 
     @human_errors("starting the quiz")
-    def begin(deck_id: str, model_key: str, method: str) -> tuple:
+    def begin(deck_id: str, model_key: str, method: str) -> dict:
         saved = quiz.start(deck_id, model_key).to_dict()
-        return (saved, *handlers.view(saved, method))
+        return {progress: saved, **handlers.view(saved, method)}
 
     start.click(begin, [deck, model, player.method], [progress, *player.view_outputs], api_name="quiz_start",
                 concurrency_limit=QUICK)

@@ -5,16 +5,26 @@ private teacher key (only its SHA-256 is stored). Students join with the code an
 and get a random student token; each answer is stored once (the first one counts). The
 database uses WAL mode and a busy timeout with ``BEGIN IMMEDIATE`` writes, so a whole class
 answering at the same moment loses nothing, and it survives restarts of the app.
+
+A room is self-paced (each student plays their own random order) or teacher-paced (the
+teacher moves the whole class to the next item and reveals it; answers are taken only for
+the current item before its reveal). Each student's or room's sequence of (item, phase) is
+stored with it; phases are ``pre``, ``lesson`` and ``post``. Rooms expire after a set time
+(no joins or answers; results stay readable until the teacher deletes the room). Databases
+made by older versions are migrated in place (``PRAGMA user_version``).
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import sqlite3
+import threading
 import time
 import unicodedata
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +48,20 @@ CREATE TABLE IF NOT EXISTS answers (
     room TEXT NOT NULL, token TEXT NOT NULL, item TEXT NOT NULL, guess TEXT NOT NULL, correct INTEGER NOT NULL,
     answered REAL NOT NULL, PRIMARY KEY (room, token, item), FOREIGN KEY (room, token) REFERENCES students);
 """
+# Each entry brings a database from version ``index`` to ``index + 1`` (version 0: the first SCHEMA above).
+MIGRATIONS = [
+    ["ALTER TABLE rooms ADD COLUMN pacing TEXT NOT NULL DEFAULT 'self'",
+     "ALTER TABLE rooms ADD COLUMN sequence TEXT NOT NULL DEFAULT '[]'",
+     "ALTER TABLE rooms ADD COLUMN position INTEGER NOT NULL DEFAULT 0",
+     "ALTER TABLE rooms ADD COLUMN revealed INTEGER NOT NULL DEFAULT 0",
+     "ALTER TABLE rooms ADD COLUMN test_items INTEGER NOT NULL DEFAULT 0",
+     "ALTER TABLE rooms ADD COLUMN expires REAL",
+     "ALTER TABLE students ADD COLUMN sequence TEXT NOT NULL DEFAULT '[]'",
+     "ALTER TABLE answers ADD COLUMN phase TEXT NOT NULL DEFAULT 'lesson'"],
+]
+PACINGS = ("self", "teacher")
+PHASES = ("pre", "lesson", "post")
+Sequence = list[tuple[str, str]]  # (item id, phase) in the order shown
 
 
 class RoomError(UserError):
@@ -56,6 +80,32 @@ class Room:
     deck: str
     model: str
     closed: bool
+    pacing: str = "self"
+    test_items: int = 0
+    position: int = 0
+    revealed: bool = False
+    expires: float | None = None
+    sequence: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def paced(self) -> bool:
+        return self.pacing == "teacher"
+
+    @property
+    def expired(self) -> bool:
+        return self.expires is not None and time.time() >= self.expires
+
+    @property
+    def current(self) -> tuple[str, str] | None:
+        """A paced room's current (item, phase); ``None`` after the last item and in self-paced rooms."""
+        return self.sequence[self.position] if self.paced and self.position < len(self.sequence) else None
+
+    def refuse_answers(self) -> None:
+        """:class:`RoomError` when the room takes no answers (closed or expired)."""
+        if self.closed:
+            raise RoomError("This room is closed: the teacher is not taking answers any more.")
+        if self.expired:
+            raise RoomError("This room has expired: ask your teacher for a new code.")
 
 
 @dataclass(frozen=True)
@@ -65,6 +115,7 @@ class ItemStat:
     item: str
     answered: int
     fooled: int
+    said_fake: int = 0
 
     @property
     def fooled_share(self) -> float:
@@ -89,18 +140,70 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
+class JoinLimiter:
+    """Failed join attempts per client (its address) in a sliding window; over the limit, joining waits.
+
+    Six-character codes from 32 symbols make guessing hopeless at this pace, while a class behind one
+    school address still has room for typos. Kept in memory: a restart forgets it, which is harmless.
+    """
+
+    def __init__(self, max_failures: int, window_s: float) -> None:
+        self.max_failures, self.window_s = max_failures, window_s
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        times = self._failures.setdefault(client, deque())
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        return times
+
+    def check(self, client: str) -> None:
+        """:class:`RoomError` saying how long to wait when ``client`` failed too often recently."""
+        if self.max_failures <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            times = self._recent(client, now)
+            if len(times) >= self.max_failures:
+                wait = max(1, round(times[0] + self.window_s - now))
+                raise RoomError(f"Too many wrong room codes from this computer: wait {wait} seconds, then check "
+                                "the code on the board and try again.")
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            self._recent(client, time.monotonic()).append(time.monotonic())
+
+
 class ClassroomStore:
     """All rooms of one app, in one SQLite file (a connection per call: safe from any thread)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, room_ttl_s: float = 0.0) -> None:
+        """``room_ttl_s``: rooms stop taking joins and answers this long after creation (0: never)."""
         self.path = Path(path)
+        self.room_ttl_s = room_ttl_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = self._connect()
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+            self._migrate(db)
         finally:
             db.close()
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        """Bring an older database up to date, one version at a time, each in its own transaction."""
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+            db.execute("BEGIN IMMEDIATE")
+            if db.execute("PRAGMA user_version").fetchone()[0] >= number:  # another process got there first
+                db.execute("ROLLBACK")
+                continue
+            for statement in statements:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version={number}")
+            db.execute("COMMIT")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -131,24 +234,42 @@ class ClassroomStore:
         finally:
             db.close()
 
-    def create_room(self, deck: str, model: str) -> tuple[str, str]:
-        """A new open room; returns (join code, teacher key). The key is shown once and stored hashed."""
-        key = secrets.token_urlsafe(18)
+    def create_room(self, deck: str, model: str, pacing: str = "self", test_items: int = 0,
+                    sequence: Sequence | None = None) -> tuple[str, str]:
+        """A new open room; returns (join code, teacher key). The key is shown once and stored hashed.
+        A teacher-paced room needs the class's ``sequence``; self-paced rooms give each student their own."""
+        if pacing not in PACINGS:
+            raise ValueError(f"pacing is one of {', '.join(PACINGS)}")
+        key, now = secrets.token_urlsafe(18), time.time()
+        expires = now + self.room_ttl_s if self.room_ttl_s > 0 else None
         with self._write() as db:
             while True:
                 code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
                 if not db.execute("SELECT 1 FROM rooms WHERE code = ?", (code,)).fetchone():
                     break
-            db.execute("INSERT INTO rooms VALUES (?, ?, ?, ?, ?, 0)", (code, deck, model, hash_key(key), time.time()))
+            db.execute("INSERT INTO rooms (code, deck, model, teacher_hash, created, closed, pacing, sequence, "
+                       "test_items, expires) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+                       (code, deck, model, hash_key(key), now, pacing, json.dumps(sequence or []), test_items,
+                        expires))
         return code, key
 
     def room(self, code: str) -> Room:
         """The room behind a join code, or :class:`RoomError`."""
-        rows = self._read("SELECT code, deck, model, closed FROM rooms WHERE code = ?", normalise_code(code))
-        if not rows:
+        db = self._connect()
+        try:
+            return self._load_room(db, code)
+        finally:
+            db.close()
+
+    @staticmethod
+    def _load_room(db: sqlite3.Connection, code: str) -> Room:
+        row = db.execute("SELECT code, deck, model, closed, pacing, test_items, position, revealed, expires, "
+                         "sequence FROM rooms WHERE code = ?", (normalise_code(code),)).fetchone()
+        if row is None:
             raise RoomError("No room has this code. Check the code on the board (letters and digits).")
-        code, deck, model, closed = rows[0]
-        return Room(code, deck, model, bool(closed))
+        code, deck, model, closed, pacing, test_items, position, revealed, expires, sequence = row
+        return Room(code, deck, model, bool(closed), pacing, test_items, position, bool(revealed), expires,
+                    tuple((str(item), str(phase)) for item, phase in json.loads(sequence)))
 
     def check_teacher(self, code: str, key: str) -> Room:
         """The room, if ``key`` is its teacher key; otherwise :class:`TeacherKeyError` (same message either way)."""
@@ -157,39 +278,94 @@ class ClassroomStore:
             raise TeacherKeyError("This room code and teacher key do not match.")
         return self.room(code)
 
-    def join(self, code: str, nickname: str) -> tuple[Room, str]:
-        """Add a student; returns the room and the student's private token."""
+    def join(self, code: str, nickname: str, sequence: Sequence | None = None) -> tuple[Room, str]:
+        """Add a student with their own ``sequence`` of (item, phase); returns the room and their private token."""
         room, name = self.room(code), clean_nickname(nickname)
-        if room.closed:
-            raise RoomError("This room is closed: the teacher is not taking answers any more.")
+        room.refuse_answers()
         token = secrets.token_urlsafe(12)
         with self._write() as db:
             taken = db.execute("SELECT 1 FROM students WHERE room = ? AND nickname = ? COLLATE NOCASE",
                                (room.code, name)).fetchone()
             if taken:
                 raise RoomError(f"Someone in this room is already called {name!r}: choose another nickname.")
-            db.execute("INSERT INTO students VALUES (?, ?, ?, ?)", (room.code, token, name, time.time()))
+            db.execute("INSERT INTO students (room, token, nickname, joined, sequence) VALUES (?, ?, ?, ?, ?)",
+                       (room.code, token, name, time.time(), json.dumps(sequence or [])))
         return room, token
 
     def nickname(self, code: str, token: str) -> str:
         """The nickname of a student, or :class:`RoomError` for a token that is not in this room."""
-        rows = self._read("SELECT nickname FROM students WHERE room = ? AND token = ?", normalise_code(code), token)
+        return self._student(code, token)[0]
+
+    def _student(self, code: str, token: str) -> tuple[str, str]:
+        rows = self._read("SELECT nickname, sequence FROM students WHERE room = ? AND token = ?",
+                          normalise_code(code), str(token or ""))
         if not rows:
             raise RoomError("You are not in this room any more: join again with the code.")
-        return rows[0][0]
+        return rows[0]
 
-    def record(self, code: str, token: str, item: str, guess: str, correct: bool) -> tuple[str, bool]:
-        """Store a student's answer; the first answer per item counts. Returns the stored (guess, correct)."""
+    def sequence(self, code: str, token: str) -> Sequence:
+        """The student's own (item, phase) order (empty for students who joined before sequences existed)."""
+        return [(str(item), str(phase)) for item, phase in json.loads(self._student(code, token)[1])]
+
+    def student_answers(self, code: str, token: str) -> dict[str, str]:
+        """The student's stored guesses by item: the server's record, whatever the browser holds."""
         self.nickname(code, token)
-        with self._write() as db:
-            closed = db.execute("SELECT closed FROM rooms WHERE code = ?", (normalise_code(code),)).fetchone()
-            if closed is None or closed[0]:
-                raise RoomError("This room is closed: the teacher is not taking answers any more.")
-            db.execute("INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?, ?)",
-                       (normalise_code(code), token, item, guess, int(correct), time.time()))
+        return dict(self._read("SELECT item, guess FROM answers WHERE room = ? AND token = ?",
+                               normalise_code(code), token))
+
+    def record(self, code: str, token: str, item: str, guess: str, correct: bool,
+               phase: str = "lesson") -> tuple[str, bool]:
+        """Store a student's answer; the first answer per item counts. Returns the stored (guess, correct).
+        In a teacher-paced room only the current item takes answers, and only until it is revealed."""
+        self.nickname(code, token)
+        with self._write() as db:  # the room is read inside the write lock: a reveal cannot slip in between
+            room = self._load_room(db, code)
+            room.refuse_answers()
+            if room.paced and room.current != (item, phase):
+                raise RoomError("The teacher has not opened this image for answers: wait for the next one.")
+            if room.paced and room.revealed:
+                raise RoomError("The answer to this image has been revealed: wait for the next one.")
+            db.execute("INSERT OR IGNORE INTO answers (room, token, item, guess, correct, answered, phase) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (room.code, token, item, guess, int(correct), time.time(), phase))
             stored = db.execute("SELECT guess, correct FROM answers WHERE room = ? AND token = ? AND item = ?",
-                                (normalise_code(code), token, item)).fetchone()
+                                (room.code, token, item)).fetchone()
         return stored[0], bool(stored[1])
+
+    def counts(self, code: str) -> tuple[int, int]:
+        """(students joined, answers stored) in a room: the presenter view's live numbers."""
+        code = normalise_code(code)
+        students = self._read("SELECT COUNT(*) FROM students WHERE room = ?", code)[0][0]
+        return students, self._read("SELECT COUNT(*) FROM answers WHERE room = ?", code)[0][0]
+
+    def distribution(self, code: str, item: str) -> dict[str, int]:
+        """How many said REAL and FAKE on one item (callers show it only after the reveal)."""
+        rows = self._read("SELECT guess, COUNT(*) FROM answers WHERE room = ? AND item = ? GROUP BY guess",
+                          normalise_code(code), item)
+        return {"REAL": 0, "FAKE": 0, **dict(rows)}
+
+    def advance(self, code: str, key: str) -> Room:
+        """Teacher-paced: move the whole class to the next item (teacher key required)."""
+        room = self._paced(code, key)
+        with self._write() as db:
+            db.execute("UPDATE rooms SET position = MIN(position + 1, ?), revealed = 0 WHERE code = ?",
+                       (len(room.sequence), room.code))
+        return self.room(room.code)
+
+    def reveal(self, code: str, key: str) -> Room:
+        """Teacher-paced: reveal the current item to the class; answers for it stop (teacher key required)."""
+        room = self._paced(code, key)
+        if room.current is None:
+            raise RoomError("There is no image to reveal: the round is over.")
+        with self._write() as db:
+            db.execute("UPDATE rooms SET revealed = 1 WHERE code = ? AND position = ?", (room.code, room.position))
+        return self.room(room.code)
+
+    def _paced(self, code: str, key: str) -> Room:
+        room = self.check_teacher(code, key)
+        if not room.paced:
+            raise RoomError("This room is self-paced: every student moves on by themselves.")
+        return room
 
     def leaderboard(self, code: str) -> list[tuple[str, int, int]]:
         """(nickname, right, answered) for every student, best first (ties: fewer answers, then name)."""
@@ -198,23 +374,23 @@ class ClassroomStore:
             "LEFT JOIN answers a ON a.room = s.room AND a.token = s.token WHERE s.room = ? "
             "GROUP BY s.token ORDER BY 2 DESC, 3 ASC, 1 COLLATE NOCASE", normalise_code(code))
 
-    def item_stats(self, code: str, key: str) -> dict[str, ItemStat]:
-        """Per item: how many answered and how many were fooled (teacher key required)."""
+    def answers(self, code: str, key: str) -> list[tuple[str, str, str, bool, float, str]]:
+        """Every answer (nickname, item, guess, correct, unix time, phase), oldest first (teacher key required)."""
         room = self.check_teacher(code, key)
-        rows = self._read("SELECT item, COUNT(*), SUM(1 - correct) FROM answers WHERE room = ? GROUP BY item",
-                          room.code)
-        return {item: ItemStat(item, answered, fooled) for item, answered, fooled in rows}
-
-    def answers(self, code: str, key: str) -> list[tuple[str, str, str, bool, float]]:
-        """Every answer (nickname, item, guess, correct, unix time), oldest first (teacher key required)."""
-        room = self.check_teacher(code, key)
-        rows = self._read("SELECT s.nickname, a.item, a.guess, a.correct, a.answered FROM answers a "
+        rows = self._read("SELECT s.nickname, a.item, a.guess, a.correct, a.answered, a.phase FROM answers a "
                           "JOIN students s ON s.room = a.room AND s.token = a.token WHERE a.room = ? "
                           "ORDER BY a.answered, s.nickname", room.code)
-        return [(name, item, guess, bool(correct), when) for name, item, guess, correct, when in rows]
+        return [(name, item, guess, bool(correct), when, phase) for name, item, guess, correct, when, phase in rows]
 
     def close_room(self, code: str, key: str) -> None:
         """Stop taking answers (teacher key required); the results stay readable."""
         room = self.check_teacher(code, key)
         with self._write() as db:
             db.execute("UPDATE rooms SET closed = 1 WHERE code = ?", (room.code,))
+
+    def delete_room(self, code: str, key: str) -> None:
+        """Remove the room, its students and every answer (teacher key required); the code stops working."""
+        room = self.check_teacher(code, key)
+        with self._write() as db:
+            for table, column in (("answers", "room"), ("students", "room"), ("rooms", "code")):
+                db.execute(f"DELETE FROM {table} WHERE {column} = ?", (room.code,))

@@ -14,6 +14,12 @@ the app still runs without the data. ``python -m gauntlet.decks build FOLDER ...
 balanced deck from any folder with ``REAL/`` and ``FAKE/`` subfolders;
 ``python -m gauntlet.decks check`` validates every deck; ``vendor`` copies a deck's images
 into the repository; ``publish DECK_FILE --repo OWNER/NAME`` puts them on the Hub.
+
+Every item names the kinds of artifact that give it away (``artifacts``), from the taxonomy of
+Kamali et al. 2024, "Characterizing Photorealism and Artifacts in Diffusion Model-Generated
+Images": anatomical, stylistic, functional, physics, sociocultural; real images carry
+``"none visible"``. A deck may add two disjoint ``test_pools`` (items in the same format, never in
+the deck itself) that classroom rooms draw pre- and post-test items from.
 """
 from __future__ import annotations
 
@@ -39,10 +45,13 @@ from ..settings import get_settings
 TRUTHS = ("REAL", "FAKE")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 DECK_KEYS = {"id": True, "title": True, "description": False, "hub_repo": False, "hub_revision": False,
-             "items": True}
-ITEM_KEYS = {"id": True, "image": True, "truth": True, "source": True, "lesson": True, "display_size": False,
-             "sha256": False}
-ITEM_LISTS = ("items",)  # every key of a deck file that holds a list of items (see raw_items)
+             "items": True, "test_pools": False}
+ITEM_KEYS = {"id": True, "image": True, "truth": True, "source": True, "lesson": True, "artifacts": True,
+             "display_size": False, "sha256": False}
+ITEM_LISTS = ("items", "test_pools")  # the keys of a deck file that hold items (see raw_items)
+ARTIFACT_KINDS = ("anatomical", "stylistic", "functional", "physics", "sociocultural")  # Kamali et al. 2024
+NONE_VISIBLE = "none visible"
+POOL_COUNT = 2
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 REPO_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -50,6 +59,7 @@ IMAGES_DIR = "images"  # beside the deck files: the repository's own copies, at 
 EXAMPLES_DIR = "examples"  # inside IMAGES_DIR: detector examples, in no deck
 REVEALING_WORDS = {"real", "fake", "ai", "synthetic", "generated"}
 PLACEHOLDER = "TODO (teacher):"
+ARTIFACTS_PLACEHOLDER = f"{PLACEHOLDER} one or more of {', '.join(ARTIFACT_KINDS)}"
 SMALL_IMAGE_SIDE = 128
 
 
@@ -77,6 +87,12 @@ class DeckItem:
     display_size: int | None = None
     sha256: str = ""
     ref: ImageRef | None = field(default=None, compare=False)
+    artifacts: tuple[str, ...] = (NONE_VISIBLE,)
+
+    @property
+    def artifact_kinds(self) -> tuple[str, ...]:
+        """The taxonomy's categories of this item (none for real images and unfilled placeholders)."""
+        return tuple(kind for kind in self.artifacts if kind in ARTIFACT_KINDS)
 
 
 @dataclass(frozen=True)
@@ -90,25 +106,40 @@ class Deck:
     problem: str = ""
     hub_repo: str = ""
     hub_revision: str = ""
+    test_pools: tuple[tuple[DeckItem, ...], ...] = ()
+    pools_problem: str = ""
 
     @property
     def available(self) -> bool:
         return not self.problem
 
+    def pooled_items(self) -> tuple[DeckItem, ...]:
+        """The items of both test pools."""
+        return tuple(item for pool in self.test_pools for item in pool)
+
     def all_items(self) -> tuple[DeckItem, ...]:
         """Every item the deck file references: what locating, hashing, vendoring and publishing go over."""
-        return self.items
+        return (*self.items, *self.pooled_items())
+
+    @property
+    def pool_size(self) -> int:
+        """How many pre/post-test items a room can ask for (0: the deck has no usable test pools)."""
+        return min((len(pool) for pool in self.test_pools), default=0) if not self.pools_problem else 0
 
     def item(self, item_id: str) -> DeckItem:
-        for item in self.items:
+        """A lesson item or a test-pool item by id."""
+        for item in (*self.items, *(entry for pool in self.test_pools for entry in pool)):
             if item.id == item_id:
                 return item
         raise KeyError(f"Deck {self.id!r} has no item {item_id!r}.")
 
 
 def raw_items(data: dict) -> list[dict]:
-    """Every item dict of a parsed deck file, over all its item lists (:data:`ITEM_LISTS`)."""
-    return [item for key in ITEM_LISTS for item in data.get(key) or [] if isinstance(item, dict)]
+    """Every item dict of a parsed deck file, over all its item lists (:data:`ITEM_LISTS`; test pools are lists
+    of lists)."""
+    entries = [entry for key in ITEM_LISTS for entry in data.get(key) or []]
+    flat = [item for entry in entries for item in (entry if isinstance(entry, list) else [entry])]
+    return [item for item in flat if isinstance(item, dict)]
 
 
 def path_parts(relative: str) -> tuple[str, ...]:
@@ -308,13 +339,31 @@ def _check_sha256(data: dict, where: str) -> str:
     return value
 
 
-def parse_item(data: object, index: int, deck_id: str, locate=None) -> DeckItem:
-    """Validate one item of a deck manifest; ``locate`` (path -> :class:`ImageRef` or None) finds its image."""
-    where = f"deck {deck_id!r}, item {index + 1}"
+def _artifacts(data: dict, truth: str, where: str) -> tuple[str, ...]:
+    """The item's artifact categories: known names, no repeats; ``"none visible"`` alone (always for real images)."""
+    kinds = data["artifacts"]
+    allowed = (*ARTIFACT_KINDS, NONE_VISIBLE)
+    if not isinstance(kinds, list) or not kinds or not all(isinstance(kind, str) for kind in kinds):
+        raise DeckError(f"{where}: 'artifacts' must be a non-empty list of categories ({', '.join(allowed)})")
+    unknown = [kind for kind in kinds if kind not in allowed and not kind.startswith(PLACEHOLDER)]
+    if unknown:
+        raise DeckError(f"{where}: unknown artifact category {unknown[0]!r} (choose from {', '.join(allowed)})")
+    if len(set(kinds)) != len(kinds) or (NONE_VISIBLE in kinds and len(kinds) > 1):
+        raise DeckError(f"{where}: 'artifacts' lists a category twice, or '{NONE_VISIBLE}' next to another one")
+    if truth == "REAL" and kinds != [NONE_VISIBLE]:
+        raise DeckError(f"{where}: a real image has no generator artifacts: write \"artifacts\": [\"{NONE_VISIBLE}\"]")
+    return tuple(kinds)
+
+
+def parse_item(data: object, index: int, deck_id: str, locate=None, where: str = "") -> DeckItem:
+    """Validate one item of a deck manifest; ``locate`` (path -> :class:`ImageRef` or None) finds its image;
+    ``where`` names the list it is in (default: the deck's items)."""
+    label = where or "item"
+    where = f"deck {deck_id!r}, {label} {index + 1}"
     data = _check_keys(data, ITEM_KEYS, where)
     item_id = _text(data, "id", where)
     _check_item_id(item_id, where)
-    where = f"deck {deck_id!r}, item {item_id!r}"
+    where = f"deck {deck_id!r}, {label} {item_id!r}"
     truth = data["truth"]
     if truth not in TRUTHS:
         raise DeckError(f"{where}: truth must be \"REAL\" or \"FAKE\", not {truth!r}")
@@ -327,7 +376,17 @@ def parse_item(data: object, index: int, deck_id: str, locate=None) -> DeckItem:
     except DeckError as err:
         raise DeckError(f"{where}: {err}") from None
     return DeckItem(item_id, image, truth, _text(data, "source", where), _text(data, "lesson", where), size,
-                    _check_sha256(data, where), locate(image) if locate else None)
+                    _check_sha256(data, where), locate(image) if locate else None, _artifacts(data, truth, where))
+
+
+def _parse_pools(data: object, deck_id: str, locate=None) -> tuple[tuple[DeckItem, ...], ...]:
+    """The deck's two test pools (pre- and post-test items are drawn from different ones)."""
+    if data is None:
+        return ()
+    if not isinstance(data, list) or len(data) != POOL_COUNT or not all(isinstance(p, list) and p for p in data):
+        raise DeckError(f"deck {deck_id!r}: 'test_pools' must be a list of {POOL_COUNT} non-empty lists of items")
+    return tuple(tuple(parse_item(item, index, deck_id, locate, f"test pool {number} item")
+                       for index, item in enumerate(pool)) for number, pool in enumerate(data, start=1))
 
 
 def _hub_source(data: dict, deck_id: str) -> tuple[str, str]:
@@ -358,19 +417,36 @@ def parse_deck(data: object, name: str, sources: ImageSources | None = None) -> 
     roots = (sources.repo_images, sources.data_root) if sources else ()
     locate = (lambda image: locate_image(image, roots, hub)) if sources else None
     parsed = tuple(parse_item(item, index, deck_id, locate) for index, item in enumerate(items))
-    seen: set[str] = set()
-    for item in parsed:
-        if item.id in seen:
-            raise DeckError(f"deck {deck_id!r}: item id {item.id!r} is used twice")
-        seen.add(item.id)
+    pools = _parse_pools(data.get("test_pools"), deck_id, locate)
+    _check_distinct(deck_id, parsed, pools)
     deck = Deck(deck_id, _text(data, "title", deck_id), _text(data, "description", deck_id, required=False), parsed,
-                hub_repo=hub_repo, hub_revision=hub_revision)
-    return replace(deck, problem=image_problem(deck, sources.data_root, hub)) if sources else deck
+                hub_repo=hub_repo, hub_revision=hub_revision, test_pools=pools)
+    if not sources:
+        return deck
+    pooled = deck.pooled_items()
+    return replace(deck, problem=image_problem(deck, deck.items, sources.data_root, hub),
+                   pools_problem=image_problem(deck, pooled, sources.data_root, hub) if pooled else "")
 
 
-def image_problem(deck: Deck, data_root: Path | None, hub: HubImages | None = None) -> str:
-    """Why the deck cannot be played ('' when every image was found and matches its sha256)."""
-    items = deck.all_items()
+def _check_distinct(deck_id: str, items: tuple[DeckItem, ...], pools: tuple[tuple[DeckItem, ...], ...]) -> None:
+    """Item ids are unique, and no test-pool image is in the deck or in the other pool."""
+    seen_ids: set[str] = set()
+    for item in (*items, *(entry for pool in pools for entry in pool)):
+        if item.id in seen_ids:
+            raise DeckError(f"deck {deck_id!r}: item id {item.id!r} is used twice")
+        seen_ids.add(item.id)
+    seen_images = {item.image for item in items}
+    for pool in pools:
+        shared = seen_images & {item.image for item in pool}
+        if shared:
+            raise DeckError(f"deck {deck_id!r}: test pool image {min(shared)!r} is also in the deck or the other "
+                            "pool (pre- and post-test items must be other images)")
+        seen_images |= {item.image for item in pool}
+
+
+def image_problem(deck: Deck, items: tuple[DeckItem, ...], data_root: Path | None,
+                  hub: HubImages | None = None) -> str:
+    """Why these items of ``deck`` cannot be shown ('' when every image was found and matches its sha256)."""
     missing = [item.image for item in items if item.ref is None]
     if missing and hub and hub.failure:
         return (f"{len(missing)} of {len(items)} images could not be fetched from the Hub dataset "
@@ -437,24 +513,41 @@ def _class_images(folder: Path, label: str) -> list[str]:
     return [f"{label}/{name}" for name in files]
 
 
-def _sample(folder: Path, n: int, rng: random.Random) -> list[tuple[str, str]]:
-    """A balanced random sample of (relative name, truth); an odd ``n`` gives the extra image to a random class."""
-    counts = {"REAL": n // 2, "FAKE": n // 2}
-    if n % 2:
-        counts[rng.choice(TRUTHS)] += 1
-    picked = []
-    for label, count in counts.items():
-        names = _class_images(folder, label)
-        if len(names) < count:
-            raise DeckError(f"{folder} has only {len(names)} {label} images; {count} are needed")
-        picked += [(name, label) for name in rng.sample(names, count)]
-    rng.shuffle(picked)
-    return picked
+def _sample(folder: Path, sizes: list[int], rng: random.Random) -> list[list[tuple[str, str]]]:
+    """Disjoint balanced random samples of (relative name, truth), one per size; an odd size gives its extra
+    image to a random class."""
+    counts = [{"REAL": n // 2, "FAKE": n // 2} for n in sizes]
+    for n, count in zip(sizes, counts):
+        if n % 2:
+            count[rng.choice(TRUTHS)] += 1
+    samples: list[list[tuple[str, str]]] = [[] for _ in sizes]
+    for label in TRUTHS:
+        names, needed = _class_images(folder, label), sum(count[label] for count in counts)
+        if len(names) < needed:
+            raise DeckError(f"{folder} has only {len(names)} {label} images; {needed} are needed")
+        drawn = iter(rng.sample(names, needed))
+        for sample, count in zip(samples, counts):
+            sample += [(next(drawn), label) for _ in range(count[label])]
+    for sample in samples:
+        rng.shuffle(sample)
+    return samples
+
+
+def _built_item(root: Path, relative: str, truth: str, item_id: str) -> dict:
+    """A new item with placeholder source, lesson and (for AI images) artifact categories for the teacher."""
+    item = {"id": item_id, "image": relative, "truth": truth,
+            "source": f"{PLACEHOLDER} say who or what made this image",
+            "lesson": f"{PLACEHOLDER} write what to look for in this image",
+            "artifacts": [NONE_VISIBLE] if truth == "REAL" else [ARTIFACTS_PLACEHOLDER]}
+    if max(read_image(root, relative).size) < SMALL_IMAGE_SIDE:
+        item["display_size"] = 256
+    return item
 
 
 def build_deck(folder: Path, data_root: Path, title: str, n: int = 20, seed: int = 0,
-               deck_id: str | None = None, description: str = "") -> dict:
-    """A balanced deck manifest over ``folder`` (inside ``data_root``), lessons left as marked placeholders."""
+               deck_id: str | None = None, description: str = "", pool_size: int = 0) -> dict:
+    """A balanced deck manifest over ``folder`` (inside ``data_root``), lessons and artifact categories left as
+    marked placeholders; ``pool_size`` > 0 adds two test pools of that many other images (pre/post tests)."""
     folder, root = folder.resolve(), data_root.resolve()
     if not folder.is_relative_to(root):
         raise DeckError(f"{folder} is not inside the data folder {root}; pass --data-root")
@@ -462,16 +555,13 @@ def build_deck(folder: Path, data_root: Path, title: str, n: int = 20, seed: int
         raise DeckError("a deck needs at least 2 images")
     deck_id = deck_id or re.sub(r"[^a-z0-9_-]+", "-", title.lower()).strip("-")[:48] or "deck"
     prefix = folder.relative_to(root).as_posix()
-    items = []
-    for index, (name, truth) in enumerate(_sample(folder, n, random.Random(seed))):
-        relative = f"{prefix}/{name}"
-        item = {"id": f"{deck_id}-{index + 1:02d}", "image": relative, "truth": truth,
-                "source": f"{PLACEHOLDER} say who or what made this image",
-                "lesson": f"{PLACEHOLDER} write what to look for in this image"}
-        if max(read_image(root, relative).size) < SMALL_IMAGE_SIDE:
-            item["display_size"] = 256
-        items.append(item)
-    deck = {"id": deck_id, "title": title, "description": description, "items": items}
+    samples = _sample(folder, [n] + [pool_size] * (POOL_COUNT if pool_size > 0 else 0), random.Random(seed))
+    lists = [[_built_item(root, f"{prefix}/{name}", truth, f"{deck_id}-{tag}{index + 1:02d}")
+              for index, (name, truth) in enumerate(sample)]
+             for tag, sample in zip(["", *(f"t{number}-" for number in range(1, POOL_COUNT + 1))], samples)]
+    deck = {"id": deck_id, "title": title, "description": description, "items": lists[0]}
+    if pool_size > 0:
+        deck["test_pools"] = lists[1:]
     parse_deck(deck, deck_id)
     return deck
 
@@ -598,8 +688,28 @@ def pinned_to_hub(data: dict, repo_id: str, revision: str, hashes: dict[str, str
 
 
 def placeholder_count(deck: Deck) -> int:
-    """How many items still carry the builder's placeholder text."""
-    return sum(PLACEHOLDER in item.lesson or PLACEHOLDER in item.source for item in deck.items)
+    """How many items (test pools included) still carry the builder's placeholder text."""
+    items = deck.all_items()
+    return sum(any(PLACEHOLDER in text for text in (item.lesson, item.source, *item.artifacts)) for item in items)
+
+
+def artifact_counts(items: tuple[DeckItem, ...]) -> dict[str, int]:
+    """How many items show each artifact category (``none visible`` included), in the taxonomy's order."""
+    counts = {kind: sum(kind in item.artifacts for item in items) for kind in (*ARTIFACT_KINDS, NONE_VISIBLE)}
+    return {kind: count for kind, count in counts.items() if count}
+
+
+def check_line(deck: Deck) -> str:
+    """One line of ``check``: state, artifact categories, test pools and leftover placeholders."""
+    if deck.problem:
+        return f"{deck.id}: UNAVAILABLE: {deck.problem}"
+    kinds = ", ".join(f"{kind} {count}" for kind, count in artifact_counts(deck.items).items())
+    line = f"{deck.id}: ok, {len(deck.items)} images; artifacts: {kinds}"
+    if deck.test_pools:
+        sizes = "+".join(str(len(pool)) for pool in deck.test_pools)
+        line += f"; test pools {sizes}" + (f" UNAVAILABLE: {deck.pools_problem}" if deck.pools_problem else "")
+    todo = placeholder_count(deck)
+    return line + (f" ({todo} items still have placeholder text)" if todo else "")
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -608,10 +718,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise DeckError(f"{out} exists; pass --force to overwrite it")
     deck = build_deck(Path(args.folder), data_root, args.title, args.n, args.seed,
-                      args.id or (out.stem if out.suffix == ".json" else None), args.description)
+                      args.id or (out.stem if out.suffix == ".json" else None), args.description, args.pool_size)
     write_deck_file(out, deck)
     print(f"Wrote {out}: {len(deck['items'])} images. Now replace every '{PLACEHOLDER}' text with the "
-          f"real source and a lesson.")
+          f"real source, a lesson and the artifact categories ({', '.join(ARTIFACT_KINDS)}).")
     return 0
 
 
@@ -619,9 +729,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     data_root = Path(args.data_root) if args.data_root else None
     decks = load_decks(Path(args.folder), data_root, args.hub_offline)
     for deck in decks:
-        state = f"UNAVAILABLE: {deck.problem}" if deck.problem else f"ok, {len(deck.items)} images"
-        todo = placeholder_count(deck)
-        print(f"{deck.id}: {state}" + (f" ({todo} items still have placeholder text)" if todo else ""))
+        print(check_line(deck))
     return 0 if decks and all(d.available for d in decks) else 1
 
 
@@ -660,6 +768,8 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--description", default="")
     build.add_argument("--n", type=int, default=20, help="number of images (half REAL, half FAKE)")
     build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--pool-size", type=int, default=0,
+                       help="also sample two test pools of this many other images (pre/post tests in rooms)")
     build.add_argument("--id", help="deck id (default: the output file's name)")
     build.add_argument("--out", required=True, help="where to write the deck, e.g. quiz_data/mydeck.json")
     build.add_argument("--force", action="store_true", help="overwrite --out")

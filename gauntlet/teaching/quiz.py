@@ -6,11 +6,16 @@ truth. The truth of an item is looked up on the server only when the guess arriv
 in a room the first answer stored in SQLite is the one that counts. The model's verdict
 and heatmap come from the :class:`~gauntlet.teaching.reveal_cache.RevealCache`:
 ``python -m gauntlet.quiz precompute`` fills it ahead, so the reveal is instant.
+
+In a room the server's record decides what a student sees (:meth:`Quiz.room_step`): the next
+item of their own sequence (self-paced) or the room's current item (teacher-paced, revealed
+only when the teacher says so); pre- and post-test answers are recorded without a reveal.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import random
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -25,12 +30,14 @@ from ..errors import UserError
 from ..explain import METHODS, default_method
 from ..service import ModelCatalog
 from ..settings import Settings, get_settings
-from .classroom import ClassroomStore, ItemStat, Room
+from .class_report import ClassReport, Tally, class_report, plan_sequence, tally
+from .classroom import ClassroomStore, JoinLimiter, Room, RoomError
 from .decks import Deck, DeckItem, display_image, item_image, load_decks
 from .reveal_cache import RevealCache
 
 GUESSES = ("REAL", "FAKE")
 DEFAULT_METHOD = default_method()  # the method registry's first default one
+THUMBNAIL_SIDE = 96
 
 
 def check_guess(guess: str) -> str:
@@ -48,6 +55,7 @@ class Progress:
     answers: list[list[str]] = field(default_factory=list)  # [item id, guess] of revealed items, in order
     room: str = ""
     student: str = ""
+    showing: str = ""  # in a room: the item on the student's screen, so a guess never lands on another one
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,7 +68,7 @@ class Progress:
         try:
             answers = [[str(item), check_guess(guess)] for item, guess in data.get("answers", [])]
             return cls(str(data["deck"]), str(data["model"]), answers, str(data.get("room", "")),
-                       str(data.get("student", "")))
+                       str(data.get("student", "")), str(data.get("showing", "")))
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -81,7 +89,7 @@ class Shown:
 
 @dataclass
 class Outcome:
-    """Everything revealed after a guess."""
+    """Everything revealed after a guess (``guess`` is '' for a student who did not answer before the reveal)."""
 
     item: DeckItem
     guess: str
@@ -93,26 +101,57 @@ class Outcome:
 
 @dataclass
 class Summary:
-    """End of a deck: the player against the model on the same items, and the items the player missed."""
+    """End of a deck: the player against the model on the same items, the items the player missed, their
+    false alarms and misses by artifact kind, and (in a pre/post room) the test tallies by phase."""
 
     total: int
     player_right: int
     model_right: int  # by the model's predicted class, also where it was not sure (its lean)
     missed: list[tuple[DeckItem, str]]
     model_not_sure: int = 0  # items where the model gave no confident verdict
+    lesson: Tally = field(default_factory=Tally)
+    tests: dict[str, Tally] = field(default_factory=dict)
+
+
+def screen_key(item_id: str, state: str) -> list[str]:
+    """What a student's screen shows, in two words (live views redraw only when it changes)."""
+    return [item_id, state]
 
 
 @dataclass
-class ItemReport:
-    """One row of the teacher's view: how the class did next to how the model did."""
+class RoomPlace:
+    """Where a student is in a room: the ``index`` of ``total`` in their sequence, the item and its phase, and
+    the state (guess, waiting for the teacher, revealed, done)."""
 
-    item: DeckItem
-    stat: ItemStat
-    prediction: Prediction
+    room: Room
+    deck: Deck
+    index: int
+    total: int
+    item_id: str
+    phase: str
+    state: str
+    guess: str = ""
 
     @property
-    def model_right(self) -> bool:
-        return self.prediction.predicted_label == self.item.truth
+    def key(self) -> list[str]:
+        return screen_key(self.item_id, self.state)
+
+
+@dataclass
+class RoomStep:
+    """What a student in a room sees now: ``state`` is guess, waiting (for the teacher), revealed or done."""
+
+    shown: Shown
+    item_id: str
+    phase: str
+    state: str
+    outcome: Outcome | None = None
+    distribution: dict[str, int] | None = None  # the class's answers, shown with a teacher-paced reveal
+    paced: bool = False
+
+    @property
+    def key(self) -> list[str]:
+        return screen_key(self.item_id, self.state)
 
 
 def next_item(deck: Deck, progress: Progress) -> DeckItem | None:
@@ -123,32 +162,39 @@ def next_item(deck: Deck, progress: Progress) -> DeckItem | None:
     return deck.items[len(answered)] if len(answered) < len(deck.items) else None
 
 
-def score(deck: Deck, progress: Progress, verdicts: dict[str, Prediction]) -> Summary:
-    """The player's and the model's number right over the answered items, and what the player missed."""
-    player_right, model_right, not_sure, missed = 0, 0, 0, []
-    for item_id, guess in progress.answers:
+def score(deck: Deck, answers: list[list[str]] | list[tuple[str, str]], verdicts: dict[str, Prediction],
+          tests: dict[str, Tally] | None = None) -> Summary:
+    """The player's and the model's number right over the answered (item id, guess) pairs, and what the
+    player missed."""
+    model_right, not_sure, missed = 0, 0, []
+    for item_id, guess in answers:
         item = deck.item(item_id)
-        player_right += guess == item.truth
         model_right += verdicts[item_id].predicted_label == item.truth
         not_sure += not verdicts[item_id].sure
         if guess != item.truth:
             missed.append((item, guess))
-    return Summary(len(progress.answers), player_right, model_right, missed, not_sure)
+    lesson = tally(deck, [(item_id, guess) for item_id, guess in answers])
+    return Summary(lesson.answered, lesson.right, model_right, missed, not_sure, lesson, tests or {})
 
 
 class Quiz:
     """Decks, the reveal cache and the classroom store, behind the calls the quiz and classroom tabs make."""
 
     def __init__(self, catalog: ModelCatalog, decks: list[Deck], cache: RevealCache,
-                 store: ClassroomStore) -> None:
+                 store: ClassroomStore, limiter: JoinLimiter | None = None) -> None:
         self.catalog, self.cache, self.store = catalog, cache, store
         self.decks = {deck.id: deck for deck in decks}
+        self.limiter = limiter or JoinLimiter(0, 0.0)
+        self.rng = random.SystemRandom()  # orders students cannot predict from the solo quiz or each other
+        self._thumbnails: dict[tuple[str, str], Image.Image] = {}
 
     @classmethod
     def from_settings(cls, catalog: ModelCatalog, settings: Settings, decks_dir: Path | None = None) -> "Quiz":
         """The quiz as configured: decks from ``decks_dir`` (default ``settings.quiz_dir``), the rest from settings."""
         decks = load_decks(decks_dir or settings.quiz_dir, settings.data_dir, settings.hub_offline)
-        return cls(catalog, decks, RevealCache(catalog, settings.cache_dir), ClassroomStore(settings.classroom_db))
+        return cls(catalog, decks, RevealCache(catalog, settings.cache_dir),
+                   ClassroomStore(settings.classroom_db, settings.room_ttl_hours * 3600),
+                   JoinLimiter(settings.join_max_failures, settings.join_window_s))
 
     def deck_choices(self) -> list[tuple[str, str]]:
         """(label, id) of the decks that can be played."""
@@ -180,22 +226,20 @@ class Quiz:
             return Shown(None, position, len(deck.items), deck.title)
         for upcoming in deck.items[position:position + 2]:
             self.cache.prefetch(progress.model, upcoming, method)
-        image = display_image(item_image(item), item)
-        return Shown(image, position + 1, len(deck.items), deck.title)
+        return self._shown(deck, item, position + 1, len(deck.items))
+
+    def _shown(self, deck: Deck, item: DeckItem, position: int, total: int) -> Shown:
+        return Shown(display_image(item_image(item), item), position, total, deck.title)
 
     def guess(self, progress: Progress, guess: str, method: str = DEFAULT_METHOD) -> tuple[Progress, Outcome]:
-        """Record a guess on the current item and reveal it (in a room, the first stored answer counts)."""
+        """Record a solo guess on the current item and reveal it."""
         guess = check_guess(guess)
+        if progress.room:
+            raise UserError("This game belongs to a classroom room: answer in the Classroom tab.")
         item = next_item(self.deck(progress.deck), progress)
         if item is None:
             raise UserError("This deck is finished: press Start to play again.")
-        correct = guess == item.truth
-        if progress.room:
-            if self.store.room(progress.room).deck != progress.deck:
-                raise UserError("This game does not belong to your room: join the room again.")
-            guess, correct = self.store.record(progress.room, progress.student, item.id, guess, correct)
-        progress = Progress(progress.deck, progress.model, progress.answers + [[item.id, guess]],
-                            progress.room, progress.student)
+        progress = Progress(progress.deck, progress.model, progress.answers + [[item.id, guess]])
         return progress, self.outcome(progress, method)
 
     def outcome(self, progress: Progress, method: str = DEFAULT_METHOD) -> Outcome:
@@ -210,22 +254,40 @@ class Quiz:
     def summary(self, progress: Progress) -> Summary:
         deck = self.deck(progress.deck)
         next_item(deck, progress)  # refuses answers that do not follow the deck
-        verdicts = {item_id: self.cache.verdict(progress.model, deck.item(item_id)) for item_id, _ in progress.answers}
-        return score(deck, progress, verdicts)
+        return self._score(deck, progress.model, progress.answers)
+
+    def _score(self, deck: Deck, model: str, answers: list, tests: dict[str, Tally] | None = None) -> Summary:
+        verdicts = {item_id: self.cache.verdict(model, deck.item(item_id)) for item_id, _ in answers}
+        return score(deck, answers, verdicts, tests)
 
     def review_images(self, summary: Summary) -> list[tuple[Image.Image, DeckItem, str]]:
         """The pictures the player missed, with the item and their guess, for the end-of-deck review."""
         return [(display_image(item_image(item), item), item, guess)
                 for item, guess in summary.missed]
 
-    def create_room(self, deck_id: str, model_key: str | None) -> tuple[str, str]:
-        """A classroom room for a deck: (join code for the class, private teacher key)."""
-        return self.store.create_room(self.start(deck_id, model_key).deck, model_key)
+    def create_room(self, deck_id: str, model_key: str | None, pacing: str = "self",
+                    test_items: int = 0) -> tuple[str, str]:
+        """A classroom room for a deck: (join code for the class, private teacher key). ``pacing``: ``self`` or
+        ``teacher``; ``test_items``: pre- and post-test items per student (0: no tests)."""
+        deck = self.deck(self.start(deck_id, model_key).deck)
+        test_items = int(test_items or 0)
+        if test_items < 0:
+            raise UserError("The number of pre/post-test images cannot be negative.")
+        sequence = plan_sequence(deck, test_items, self.rng)  # checks the pools; the class's order when paced
+        return self.store.create_room(deck.id, model_key, pacing, test_items, sequence)
 
-    def join(self, code: str, nickname: str) -> Progress:
-        """A student's progress in a room (their token stays in their own browser)."""
-        self.deck(self.store.room(code).deck)
-        room, token = self.store.join(code, nickname)
+    def join(self, code: str, nickname: str, client: str = "") -> Progress:
+        """A student's progress in a room (their token stays in their own browser). Failed codes count against
+        ``client`` (the caller's address): too many in a short time and joining waits."""
+        self.limiter.check(client)
+        try:
+            room = self.store.room(code)
+        except RoomError:
+            self.limiter.failed(client)
+            raise
+        deck = self.deck(room.deck)
+        room, token = self.store.join(code, nickname, [] if room.paced else plan_sequence(deck, room.test_items,
+                                                                                          self.rng))
         return Progress(room.deck, room.model, [], room.code, token)
 
     def room(self, code: str) -> Room:
@@ -234,28 +296,120 @@ class Quiz:
     def leaderboard(self, code: str) -> list[tuple[str, int, int]]:
         return self.store.leaderboard(code)
 
-    def teacher_report(self, code: str, key: str) -> tuple[Room, list[ItemReport]]:
-        """Per item of the room's deck: the class's answers and the model's verdict (teacher key required)."""
-        stats = self.store.item_stats(code, key)
-        room = self.store.room(code)
+    def _room_sequence(self, room: Room, deck: Deck, token: str) -> list[tuple[str, str]]:
+        if room.paced:
+            return list(room.sequence)
+        return self.store.sequence(room.code, token) or [(item.id, "lesson") for item in deck.items]
+
+    def room_place(self, progress: Progress) -> RoomPlace:
+        """Where the student is, from the server's record (a refresh or a stale browser changes nothing); cheap
+        (no image is read), so live views can check it often."""
+        room = self.store.room(progress.room)
         deck = self.deck(room.deck)
-        return room, [ItemReport(item, stats.get(item.id, ItemStat(item.id, 0, 0)),
-                                 self.cache.verdict(room.model, item)) for item in deck.items]
+        answers = self.store.student_answers(room.code, progress.student)
+        sequence = self._room_sequence(room, deck, progress.student)
+        if room.paced:
+            index = room.position
+        else:
+            index = next((k for k, (item_id, _) in enumerate(sequence) if item_id not in answers), len(sequence))
+        if index >= len(sequence):
+            return RoomPlace(room, deck, index, len(sequence), "", "", "done")
+        item_id, phase = sequence[index]
+        guess = answers.get(item_id, "")
+        state = "revealed" if room.paced and room.revealed else "waiting" if guess else "guess"
+        return RoomPlace(room, deck, index, len(sequence), item_id, phase, state, guess)
+
+    def room_step(self, progress: Progress, method: str = DEFAULT_METHOD) -> RoomStep:
+        """What the student sees now: the image, and after a teacher's reveal the truth and the class's answers."""
+        place = self.room_place(progress)
+        room, deck = place.room, place.deck
+        if place.state == "done":
+            return RoomStep(Shown(None, place.total, place.total, deck.title), "", "", "done", paced=room.paced)
+        item = deck.item(place.item_id)
+        if place.phase == "lesson":
+            self.cache.prefetch(room.model, item, method)
+        shown = self._shown(deck, item, place.index + 1, place.total)
+        if place.state != "revealed":
+            return RoomStep(shown, item.id, place.phase, place.state, paced=room.paced)
+        outcome = Outcome(item, place.guess, place.guess == item.truth, self.cache.verdict(room.model, item),
+                          self.cache.heatmap(room.model, item, method), method)
+        return RoomStep(shown, item.id, place.phase, "revealed", outcome, self.store.distribution(room.code, item.id),
+                        paced=True)
+
+    def room_guess(self, progress: Progress, guess: str, method: str = DEFAULT_METHOD) -> tuple[Progress, RoomStep]:
+        """Record a student's answer on the item on their screen; lesson items of self-paced rooms are revealed
+        at once, test items never, teacher-paced items when the teacher reveals them."""
+        guess = check_guess(guess)
+        room = self.store.room(progress.room)
+        room.refuse_answers()
+        step = self.room_step(progress, method)
+        if step.state != "guess" or (progress.showing and progress.showing != step.item_id):
+            raise RoomError("This image is no longer open for answers: here is where the room is now.")
+        item = self.deck(room.deck).item(step.item_id)
+        guess, correct = self.store.record(room.code, progress.student, item.id, guess, guess == item.truth,
+                                           step.phase)
+        progress = Progress(progress.deck, progress.model, progress.answers + [[item.id, guess]], progress.room,
+                            progress.student, item.id)
+        if step.phase == "lesson" and not room.paced:
+            outcome = Outcome(item, guess, correct, self.cache.verdict(room.model, item),
+                              self.cache.heatmap(room.model, item, method), method)
+            return progress, RoomStep(step.shown, item.id, step.phase, "revealed", outcome)
+        return progress, self.room_step(progress, method)
+
+    def room_summary(self, progress: Progress) -> Summary:
+        """The student's end-of-round summary: the lesson against the model, and their pre/post tests."""
+        room = self.store.room(progress.room)
+        deck = self.deck(room.deck)
+        answers = self.store.student_answers(room.code, progress.student)
+        sequence = [(item_id, phase) for item_id, phase in self._room_sequence(room, deck, progress.student)
+                    if item_id in answers]
+        tests = {phase: tally(deck, [(item_id, answers[item_id]) for item_id, p in sequence if p == phase])
+                 for phase in ("pre", "post") if room.test_items}
+        return self._score(deck, room.model, [(i, answers[i]) for i, p in sequence if p == "lesson"], tests)
+
+    def teacher_report(self, code: str, key: str) -> ClassReport:
+        """The class's answers per item, per student and per artifact kind, next to the model (teacher key)."""
+        room = self.store.check_teacher(code, key)
+        deck = self.deck(room.deck)
+        known = {item.id for item in deck.items} | {item.id for pool in deck.test_pools for item in pool}
+        answers = [(name, item_id, guess, phase) for name, item_id, guess, _, _, phase in self.store.answers(code, key)
+                   if item_id in known]
+        verdicts = {item.id: self.cache.verdict(room.model, item) for item in deck.items}
+        nicknames = [name for name, _, _ in self.store.leaderboard(room.code)]
+        return class_report(room, deck, answers, nicknames, verdicts)
+
+    def thumbnail(self, deck_id: str, item: DeckItem) -> Image.Image:
+        """A small picture of an item for the teacher's view (kept in memory once made)."""
+        key = (deck_id, item.id)
+        if key not in self._thumbnails:
+            image = display_image(item_image(item), item)
+            image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+            self._thumbnails[key] = image
+        return self._thumbnails[key]
 
     def export_csv(self, code: str, key: str) -> Path:
-        """Every answer of a room as CSV in a fresh temporary folder (teacher key required)."""
-        room, reports = self.teacher_report(code, key)
-        by_id = {report.item.id: report for report in reports}
+        """Every answer of a room, with its phase, as CSV in a fresh temporary folder (teacher key required)."""
+        room = self.store.check_teacher(code, key)
+        deck = self.deck(room.deck)
         path = Path(tempfile.mkdtemp(prefix="gauntlet-room-")) / f"room-{room.code}-answers.csv"
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["nickname", "item", "guess", "truth", "correct", "model_verdict", "answered_utc"])
-            for name, item_id, guess, correct, when in self.store.answers(code, key):
-                report = by_id.get(item_id)
-                writer.writerow([name, item_id, guess, report.item.truth if report else "", int(correct),
-                                 report.prediction.predicted_label if report else "",
+            writer.writerow(["nickname", "item", "phase", "guess", "truth", "correct", "model_verdict", "artifacts",
+                             "answered_utc"])
+            for name, item_id, guess, correct, when, phase in self.store.answers(code, key):
+                item = self._known_item(deck, item_id)
+                writer.writerow([name, item_id, phase, guess, item.truth if item else "", int(correct),
+                                 self.cache.verdict(room.model, item).predicted_label if item else "",
+                                 ";".join(item.artifacts) if item else "",
                                  datetime.fromtimestamp(when, timezone.utc).isoformat(timespec="seconds")])
         return path
+
+    @staticmethod
+    def _known_item(deck: Deck, item_id: str) -> DeckItem | None:
+        try:
+            return deck.item(item_id)
+        except KeyError:
+            return None
 
     def close_room(self, code: str, key: str) -> None:
         self.store.close_room(code, key)
