@@ -11,8 +11,10 @@ import csv
 import logging
 import re
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from PIL import Image
 
@@ -179,6 +181,12 @@ class ModelCatalog:
         if key is not None:
             self.analyse(Image.new("RGB", (64, 64), (128, 128, 128)), key, list(methods))
             log.info("Warmed up model %s", key)
+
+    @contextmanager
+    def explaining(self, key: str) -> Iterator[ExplainerSet]:
+        """The model's explainer set, for one caller at a time (explainers hold hooks on their model copy)."""
+        with self._lock_for(key):
+            yield self.explainers(key)
 
     def _lock_for(self, key: str) -> threading.Lock:
         """Explainers hold hooks on their model copy: one explanation per model at a time."""
