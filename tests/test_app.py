@@ -30,7 +30,7 @@ def photo(tmp_path) -> str:
 
 def test_handler_returns_verdict_gallery_and_notes(checkpoints, photo):
     handler = make_analyse_handler(ModelCatalog(extra_sources=(), checkpoints_dir=checkpoints).analyse)
-    preview, label, summary, tiles, notes, history = handler(
+    preview, label, summary, tiles, notes, history, explanations = handler(
         photo, "tiny-baseline", ["grad_cam", "score_cam"], "fast", "last", [], progress=lambda *a, **k: None)
     assert preview.size == (50, 40)
     assert set(label) == {"REAL", "FAKE"}
@@ -38,7 +38,8 @@ def test_handler_returns_verdict_gallery_and_notes(checkpoints, photo):
     assert "The model thinks" in summary and "Tiny" in summary
     assert "RVAA test with 10 images, this model was right 50.0% of the time (95% interval 23.7% to 76.3%)" in summary
     assert len(history) == 1 and history[0]["verdict"] in {"REAL", "FAKE"}
-    *_, measured_notes, _ = handler(photo, "tiny-baseline", ["grad_cam"], "fast", "last", [], True,
+    assert [e.method for e in explanations] == ["grad_cam", "score_cam"]
+    *_, measured_notes, _, _ = handler(photo, "tiny-baseline", ["grad_cam"], "fast", "last", [], True,
                                     progress=lambda *a, **k: None)
     assert "Faithfulness" not in notes and "deletion AUC" in measured_notes
 

@@ -5,9 +5,11 @@ from typing import Callable
 
 import gradio as gr
 
+from gauntlet.forensics.lab import ForensicsLab
 from gauntlet.present import explanation_notes, method_caption, verdict_sentence
 from gauntlet.service import Analysis
 from .common import human_errors
+from .forensics_panel import build_forensics_panel
 
 METHOD_CHOICES = [("Grad-CAM (instant)", "grad_cam"), ("Score-CAM", "score_cam"),
                   ("Ablation-CAM", "ablation_cam"), ("LIME", "lime")]
@@ -35,7 +37,8 @@ def _summary(analysis: Analysis) -> str:
 
 
 def make_analyse_handler(analyse: Callable[..., Analysis]) -> Callable:
-    """The click handler: ``analyse`` result -> (preview, label, summary, gallery tiles, notes, history)."""
+    """The click handler: ``analyse`` result -> (preview, label, summary, gallery tiles, notes, history,
+    explanations: kept in a gr.State for the forensics panel's agreement line and sanity check)."""
 
     @human_errors("analysing the image")
     def run(path, model_key, methods, variant, layers, history, measure=False, progress=gr.Progress(track_tqdm=True)):
@@ -50,20 +53,20 @@ def make_analyse_handler(analyse: Callable[..., Analysis]) -> Callable:
         history = (history or [])[-(HISTORY_LIMIT - 1):] + [
             {"verdict": analysis.prediction.predicted_label, "fake": round(analysis.prediction.fake_probability, 4)}]
         return (analysis.image, analysis.prediction.probabilities, summary, tiles,
-                explanation_notes(analysis.explanations, analysis.faithfulness), history)
+                explanation_notes(analysis.explanations, analysis.faithfulness), history, analysis.explanations)
 
     return run
 
 
 def build_detector_tab(predict: Callable[..., Analysis], analyse: Callable[..., Analysis],
                        model_choices: list[tuple[str, str]], default_model: str | None, examples: list[str],
-                       predict_concurrency: int = 4) -> None:
+                       predict_concurrency: int = 4, lab: ForensicsLab | None = None) -> None:
     """Wire the tab: an upload shows ``predict``'s verdict at once, then ``analyse`` adds the explanations.
 
     The verdict has its own concurrency group, so it never queues behind slow explanations.
     """
 
-    history = gr.State([])
+    history, explanations = gr.State([]), gr.State([])
     with gr.Row():
         with gr.Column(scale=1):
             # No file_types filter: gradio would refuse by extension with a technical message;
@@ -86,10 +89,14 @@ def build_detector_tab(predict: Callable[..., Analysis], analyse: Callable[..., 
             summary = gr.Markdown()
             gallery = gr.Gallery(label="Where the model looked", columns=3, height=280, object_fit="contain")
             notes = gr.Markdown()
+            after_explanations = build_forensics_panel(lab, upload, model) if lab else None
     verdict_outputs = [preview, verdict, summary]
     shown = upload.upload(make_predict_handler(predict), inputs=[upload, model], outputs=verdict_outputs,
                           api_name="predict", concurrency_limit=predict_concurrency, concurrency_id="predict")
     explain = dict(fn=make_analyse_handler(analyse), inputs=[upload, model, methods, variant, layers, history, measure],
-                   outputs=[*verdict_outputs, gallery, notes, history], concurrency_limit="default")
-    button.click(**explain, api_name="analyse")
-    shown.success(**explain, api_visibility="private")
+                   outputs=[*verdict_outputs, gallery, notes, history, explanations], concurrency_limit="default")
+    clicked = button.click(**explain, api_name="analyse")
+    followed = shown.success(**explain, api_visibility="private")
+    if after_explanations:
+        after_explanations(clicked, explanations, layers)
+        after_explanations(followed, explanations, layers, api=False)
