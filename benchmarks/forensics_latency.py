@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import torch
 
+from benchmarks import write_result
 from benchmarks.explain import rvaa_test_images
 from gauntlet.forensics.agreement import agreement_text
 from gauntlet.forensics.lab import ForensicsLab
@@ -62,10 +63,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
               "model": key, "images": len(paths), "threads": args.threads, "machine": f"{os.cpu_count()} CPUs",
               "load_average_at_start": round(load, 2),
               "command": shlex.join(["python", "-m", "benchmarks.forensics_latency", *sys.argv[1:]])}
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    return write_result(result, args.json)
 
 
 def get_args_parser() -> argparse.ArgumentParser:

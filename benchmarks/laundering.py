@@ -16,11 +16,11 @@ import json
 import os
 import shlex
 import sys
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from benchmarks import write_result
 from gauntlet.checkpoint import load_checkpoint
 from gauntlet.detector import Detector
 from gauntlet.forensics.laundering import LAUNDERINGS, laundered_copies
@@ -66,10 +66,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
               "transforms": {name: {"title": title, **params} for title, name, params in LAUNDERINGS},
               "command": shlex.join(["python", "-m", "benchmarks.laundering", *sys.argv[1:]]),
               "threads": args.threads, "machine": f"{os.cpu_count()} CPUs"}
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    return write_result(result, args.json)
 
 
 def get_args_parser() -> argparse.ArgumentParser:

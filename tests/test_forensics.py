@@ -17,7 +17,7 @@ from PIL import Image, PngImagePlugin
 
 from c2pa_helpers import AI_SOURCE, CAMERA_SOURCE, plain_jpeg, request_recorder, signed_jpeg
 from conftest import make_checkpoint
-from gauntlet.detector import Detector, Prediction
+from gauntlet.detector import Prediction
 from gauntlet.explain import build_explainer
 from gauntlet.forensics.agreement import (AGREE, DISAGREE, PARTLY, agreement_text, pairwise_agreement,
                                           rank_correlation, sanity_check, sanity_sentence, verdict_words,
