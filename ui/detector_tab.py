@@ -89,7 +89,7 @@ def build_detector_tab(predict: Callable[..., Analysis], analyse: Callable[..., 
             summary = gr.Markdown()
             gallery = gr.Gallery(label="Where the model looked", columns=3, height=280, object_fit="contain")
             notes = gr.Markdown()
-            after_explanations = build_forensics_panel(lab, upload, model) if lab else None
+            after_explanations = build_forensics_panel(lab, upload, model, button) if lab else None
     verdict_outputs = [preview, verdict, summary]
     shown = upload.upload(make_predict_handler(predict), inputs=[upload, model], outputs=verdict_outputs,
                           api_name="predict", concurrency_limit=predict_concurrency, concurrency_id="predict")

@@ -130,7 +130,12 @@ def make_sanity_handler(sanity: Callable[..., SanityCheck]) -> Callable:
     return run
 
 
-def build_forensics_panel(lab: ForensicsLab, upload: gr.File, model: gr.Dropdown,
+def clear_lab() -> tuple:
+    """Empty laundering and agreement outputs: they described the previous image."""
+    return [], "", "", ""
+
+
+def build_forensics_panel(lab: ForensicsLab, upload: gr.File, model: gr.Dropdown, analyse_button: gr.Button,
                           concurrency_id: str = "predict") -> Callable[..., None]:
     """The lab's components and their events; returns ``after_explanations(event, explanations, layers, api)``,
     which chains the agreement line and the sanity check after an event that outputs the ``explanations`` state
@@ -146,9 +151,13 @@ def build_forensics_panel(lab: ForensicsLab, upload: gr.File, model: gr.Dropdown
                                object_fit="contain")
         launder_note = gr.Markdown()
     quick = dict(concurrency_id=concurrency_id)
-    upload.upload(make_provenance_handler(lab.provenance), inputs=upload, outputs=provenance,
-                  api_name="provenance", **quick)
-    upload.upload(make_frequency_handler(lab.frequency), inputs=upload, outputs=frequency, api_name="frequency", **quick)
+    upload.upload(clear_lab, outputs=[laundered, launder_note, agreement, sanity], queue=False,
+                  api_visibility="private")
+    triggers = [upload.upload, analyse_button.click]  # an example image arrives without an upload event
+    gr.on(triggers, make_provenance_handler(lab.provenance), inputs=upload, outputs=provenance,
+          api_name="provenance", **quick)
+    gr.on(triggers, make_frequency_handler(lab.frequency), inputs=upload, outputs=frequency, api_name="frequency",
+          **quick)
     launder_button.click(make_launder_handler(lab.launder), inputs=[upload, model], outputs=[laundered, launder_note],
                          api_name="launder")
 

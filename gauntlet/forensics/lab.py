@@ -29,8 +29,11 @@ class ForensicsLab:
         return read_provenance(path, max_bytes=self.max_upload_bytes)
 
     def frequency(self, source: ImageSource) -> FrequencyView:
-        """The spectrum of the fine detail and the NPR residual (ImageError for an undecodable upload)."""
-        return frequency_view(load_image(source, max_pixels=self.max_pixels))
+        """The spectrum of the fine detail and the NPR residual (ImageError for an undecodable upload).
+
+        The image is not reduced to the working size: resampling would erase the traces the view shows.
+        """
+        return frequency_view(load_image(source, max_pixels=self.max_pixels, max_side=None))
 
     def launder(self, source: ImageSource, key: str) -> LaunderingReport:
         """The verdict and Grad-CAM of the image and of its four re-shared copies."""
