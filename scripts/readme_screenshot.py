@@ -1,7 +1,7 @@
 """Take the README's screenshot: the real app, its default bundled model, one RVAA validation image.
 
     python scripts/readme_screenshot.py [--out docs/screenshot-detector.png]
-    python scripts/readme_screenshot.py --lab [--out docs/screenshot-lab.png]
+    python scripts/readme_screenshot.py --lab --image ../shared/data/faces/FAKE/<file> [--out docs/screenshot-lab.png]
 
 ``--lab`` waits for the forensics lab's agreement line and sanity check, clicks the laundering button, and
 takes the lab panel alone.
@@ -29,10 +29,10 @@ def show_lab(page) -> None:
     page.wait_for_timeout(1500)
 
 
-def main(out: Path, lab: bool = False) -> None:
+def main(out: Path, lab: bool = False, image: str | None = None) -> None:
     from playwright.sync_api import sync_playwright
 
-    image = example_images(get_settings().data_dir, per_class=1)[-1]
+    image = image or example_images(get_settings().data_dir, per_class=1)[-1]
     with AppServer() as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -55,6 +55,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--lab", action="store_true", help="the forensics lab panel (docs/screenshot-lab.png)")
+    parser.add_argument("--image", default=None, help="the image to upload (default: an RVAA validation example)")
     args = parser.parse_args()
     default = "screenshot-lab.png" if args.lab else "screenshot-detector.png"
-    main(args.out or REPO_ROOT / "docs" / default, args.lab)
+    main(args.out or REPO_ROOT / "docs" / default, args.lab, args.image)

@@ -28,8 +28,9 @@ from gauntlet.forensics.laundering import LAUNDERINGS, launder
 from gauntlet.forensics.provenance import NO_PROVENANCE, read_provenance
 from gauntlet.service import ModelCatalog
 from gauntlet.transforms import TRANSFORMS, apply
-from ui.forensics_panel import (agreement_handler, laundering_tiles, make_launder_handler, make_provenance_handler,
-                                make_sanity_handler, md, provenance_markdown)
+from ui.forensics_panel import (agreement_handler, laundering_markdown, laundering_tiles, make_frequency_handler,
+                                make_launder_handler, make_provenance_handler, make_sanity_handler, md,
+                                provenance_markdown)
 
 REPO = Path(__file__).resolve().parents[1]
 SD_PARAMETERS = ("a cat astronaut, oil painting\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: 7, "
@@ -242,7 +243,9 @@ def test_laundering_lab_gives_five_verdicts_with_grad_cams(lab, upload):
         assert np.isfinite(variant.explanation.heatmap).all()
     tiles = laundering_tiles(report)
     assert [caption.split(":")[0] for _, caption in tiles] == ["Original", *[t for t, _, _ in LAUNDERINGS]]
-    assert sum("(flipped)" in caption for _, caption in tiles) == len(report.flipped)
+    table = laundering_markdown(report)
+    assert table.startswith(report.sentence) and table.count("(flipped)") == len(report.flipped)
+    assert table.count("% FAKE") == 5
 
 
 def test_launder_handler_needs_an_upload_and_returns_tiles_and_a_sentence(lab, upload):
@@ -263,6 +266,13 @@ def test_frequency_view_works_on_the_full_resolution_centre_crop():
     assert view.spectrum.mode == view.npr.mode == "RGB"
     assert "upsampling" in view.spectrum_caption and "NPR" in view.npr_caption
     assert frequency_view(Image.new("RGB", (1, 1))).spectrum.size == (1, 1)
+
+
+def test_frequency_handler_gives_two_pictures_and_their_captions(lab, upload):
+    tiles, captions = make_frequency_handler(lab.frequency)(upload)
+    assert [caption for _, caption in tiles] == ["Spectrum of the fine detail", "NPR residual"]
+    assert "upsampling" in captions and "NPR" in captions
+    assert make_frequency_handler(lab.frequency)(None) == ([], "")
 
 
 def test_npr_residual_vanishes_for_a_nearest_upsampled_image():
@@ -367,7 +377,8 @@ def test_every_lab_part_is_reachable_through_the_api(app_client, tmp_path):
     path.write_bytes(png_with_text(parameters=SD_PARAMETERS))
     upload = handle_file(str(path))
     assert "made by Stable Diffusion" in app_client.predict(upload, api_name="/provenance")
-    assert len(app_client.predict(upload, api_name="/frequency")) == 2
+    pictures, captions = app_client.predict(upload, api_name="/frequency")
+    assert len(pictures) == 2 and "NPR" in captions
     tiles, sentence = app_client.predict(upload, "tiny", api_name="/launder")
     assert len(tiles) == 5 and ("Fragile" in sentence or "Stable" in sentence)
     app_client.predict(upload, "tiny", ["grad_cam", "ablation_cam"], "fast", "last", api_name="/analyse")

@@ -59,20 +59,29 @@ def provenance_markdown(result: Provenance) -> str:
 
 
 def laundering_tiles(report: LaunderingReport) -> list[tuple]:
-    """Gallery tiles: each version with its Grad-CAM and verdict; flipped ones say so."""
+    """Gallery tiles: each version with the Grad-CAM of its verdict, captioned with that verdict."""
+    return [(overlay(v.explanation.image, v.explanation.heatmap) if v.explanation else v.image,
+             f"{v.title}: {_verdict(v.prediction)}") for v in [report.original, *report.copies]]
+
+
+def laundering_markdown(report: LaunderingReport) -> str:
+    """The fragile/stable sentence above a table of the five verdicts (the tiles' captions are cut short)."""
     label = report.original.prediction.predicted_label
-    tiles = []
-    for variant in [report.original, *report.copies]:
-        prediction = variant.prediction
-        flipped = " (flipped)" if prediction.predicted_label != label else ""
-        picture = overlay(variant.explanation.image, variant.explanation.heatmap) if variant.explanation else variant.image
-        tiles.append((picture, f"{variant.title}: {prediction.predicted_label}, "
-                               f"{prediction.fake_probability:.0%} FAKE{flipped}"))
-    return tiles
+    rows = [f"| {v.title} | {_verdict(v.prediction)}{' (flipped)' if v.prediction.predicted_label != label else ''} |"
+            for v in [report.original, *report.copies]]
+    return "\n".join([report.sentence, "", "| version | verdict |", "|---|---|", *rows])
+
+
+def _verdict(prediction) -> str:
+    return f"{prediction.predicted_label}, {prediction.fake_probability:.0%} FAKE"
 
 
 def frequency_tiles(view: FrequencyView) -> list[tuple]:
-    return [(view.spectrum, view.spectrum_caption), (view.npr, view.npr_caption)]
+    return [(view.spectrum, "Spectrum of the fine detail"), (view.npr, "NPR residual")]
+
+
+def frequency_markdown(view: FrequencyView) -> str:
+    return f"**Left:** {view.spectrum_caption}  \n**Right:** {view.npr_caption}"
 
 
 def heatmaps_of(explanations: list[Explanation] | None) -> list[tuple[str, object]]:
@@ -97,7 +106,10 @@ def make_provenance_handler(provenance: Callable[[str], Provenance]) -> Callable
 def make_frequency_handler(frequency: Callable[[str], FrequencyView]) -> Callable:
     @human_errors("computing the frequency view")
     def run(path):
-        return frequency_tiles(frequency(path)) if path else []
+        if not path:
+            return [], ""
+        view = frequency(path)
+        return frequency_tiles(view), frequency_markdown(view)
 
     return run
 
@@ -108,7 +120,7 @@ def make_launder_handler(launder: Callable[[str, str], LaunderingReport]) -> Cal
         if not path:
             raise gr.Error("Please upload an image first (or click one of the examples).", print_exception=False)
         report = launder(path, model_key)
-        return laundering_tiles(report), report.sentence
+        return laundering_tiles(report), laundering_markdown(report)
 
     return run
 
@@ -144,6 +156,7 @@ def build_forensics_panel(lab: ForensicsLab, upload: gr.File, model: gr.Dropdown
         provenance = gr.Markdown()
         frequency = gr.Gallery(label="Frequency view (centre of the image, full resolution)", columns=2, height=260,
                                object_fit="contain")
+        frequency_notes = gr.Markdown()
         agreement = gr.Markdown()
         sanity = gr.Markdown()
         launder_button = gr.Button("What if it was re-shared? (laundering lab)")
@@ -156,7 +169,8 @@ def build_forensics_panel(lab: ForensicsLab, upload: gr.File, model: gr.Dropdown
     triggers = [upload.upload, analyse_button.click]  # an example image arrives without an upload event
     gr.on(triggers, make_provenance_handler(lab.provenance), inputs=upload, outputs=provenance,
           api_name="provenance", **quick)
-    gr.on(triggers, make_frequency_handler(lab.frequency), inputs=upload, outputs=frequency, api_name="frequency",
+    gr.on(triggers, make_frequency_handler(lab.frequency), inputs=upload, outputs=[frequency, frequency_notes],
+          api_name="frequency",
           **quick)
     launder_button.click(make_launder_handler(lab.launder), inputs=[upload, model], outputs=[laundered, launder_note],
                          api_name="launder")
