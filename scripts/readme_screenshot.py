@@ -43,8 +43,7 @@ def main(out: Path, lab: bool = False, image: str | None = None) -> None:
         page.wait_for_timeout(1500)
         if lab:
             show_lab(page)
-            page.get_by_text("Forensics lab: more evidence").locator("xpath=ancestor::div[contains(@class, "
-                                                                      "'block')][1]").screenshot(path=str(out))
+            page.locator("#forensics-lab").screenshot(path=str(out))
         else:
             page.screenshot(path=str(out), full_page=True)
         browser.close()

@@ -152,7 +152,7 @@ def build_forensics_panel(lab: ForensicsLab, upload: gr.File, model: gr.Dropdown
     """The lab's components and their events; returns ``after_explanations(event, explanations, layers, api)``,
     which chains the agreement line and the sanity check after an event that outputs the ``explanations`` state
     (``api=False`` for the second such event: one API name each)."""
-    with gr.Accordion("Forensics lab: more evidence, and how far to trust it", open=True):
+    with gr.Accordion("Forensics lab: more evidence, and how far to trust it", open=True, elem_id="forensics-lab"):
         provenance = gr.Markdown()
         frequency = gr.Gallery(label="Frequency view (centre of the image, full resolution)", columns=2, height=260,
                                object_fit="contain")
