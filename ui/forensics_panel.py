@@ -170,8 +170,7 @@ def build_forensics_panel(lab: ForensicsLab, upload: gr.File, model: gr.Dropdown
     gr.on(triggers, make_provenance_handler(lab.provenance), inputs=upload, outputs=provenance,
           api_name="provenance", **quick)
     gr.on(triggers, make_frequency_handler(lab.frequency), inputs=upload, outputs=[frequency, frequency_notes],
-          api_name="frequency",
-          **quick)
+          api_name="frequency", **quick)
     launder_button.click(make_launder_handler(lab.launder), inputs=[upload, model], outputs=[laundered, launder_note],
                          api_name="launder")
 
@@ -179,8 +178,9 @@ def build_forensics_panel(lab: ForensicsLab, upload: gr.File, model: gr.Dropdown
                            api: bool = True) -> None:
         names = dict(api_name="agreement") if api else dict(api_visibility="private")
         sanity_names = dict(api_name="sanity_check") if api else dict(api_visibility="private")
+        # the sanity check re-runs explanations (seconds): it queues with them, not with the verdicts
         event.success(agreement_handler, inputs=explanations, outputs=agreement, **names, **quick).success(
             make_sanity_handler(lab.sanity), inputs=[upload, model, layers, explanations], outputs=sanity,
-            **sanity_names)
+            concurrency_limit="default", **sanity_names)
 
     return after_explanations

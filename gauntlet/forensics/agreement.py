@@ -87,8 +87,7 @@ def agreement_text(heatmaps: Heatmaps) -> str:
         return ""
     pairs = pairwise_agreement(heatmaps)
     details = "; ".join(f"{p.first} vs {p.second}: ρ = {p.rho:+.2f}" for p in pairs)
-    words = verdict_words(pairs)
-    return f"**Do the heatmaps agree?** {words[0].upper()}{words[1:]} (rank correlation {details})."
+    return f"**Do the heatmaps agree?** In short, {verdict_words(pairs)} (rank correlation {details})."
 
 
 def with_random_head(detector: Detector, seed: int = 0) -> Detector:
