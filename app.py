@@ -9,6 +9,7 @@ import logging
 import gradio as gr
 import torch
 
+from gauntlet.forensics.lab import ForensicsLab
 from gauntlet.model_card import load_model_card
 from gauntlet.service import ModelCatalog, example_images
 from gauntlet.settings import Settings, get_settings
@@ -39,8 +40,10 @@ def build_app(catalog: ModelCatalog, settings: Settings, quiz: Quiz | None = Non
         quiz_progress, room_progress = progress_state("gauntlet-quiz"), progress_state("gauntlet-classroom")
         with gr.Tabs() as tabs:
             with gr.Tab("Detector"):
+                lab = ForensicsLab(catalog, settings.max_pixels, int(settings.max_upload_mb * 1024 * 1024),
+                                   settings.explain_timeout_s)
                 build_detector_tab(catalog.predict, catalog.explain_stream, catalog.choices(), catalog.default_key,
-                                   detector_examples(settings), settings.predict_concurrency)
+                                   detector_examples(settings), settings.predict_concurrency, lab)
             with gr.Tab("Spot the fake"):
                 build_quiz_tab(demo, quiz, catalog.choices(), catalog.default_key, quiz_progress)
             with gr.Tab("Classroom", id=CLASSROOM_TAB):

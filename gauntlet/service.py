@@ -38,9 +38,6 @@ from .settings import BUNDLED_CHECKPOINTS, Settings
 log = logging.getLogger(__name__)
 DEFAULT_EXPLANATION_CACHE = 256  # finished explanations kept (GAUNTLET_EXPLANATION_CACHE)
 QUICKEST_FIRST = ("grad_cam",)  # streamed before the other methods: one forward and one backward pass
-DEFAULT_METHODS = ("score_cam", "ablation_cam", "lime")
-DEFAULT_EXPLANATION_CACHE = 256  # finished explanations kept (GAUNTLET_EXPLANATION_CACHE)
-QUICKEST_FIRST = ("grad_cam",)  # streamed before the other methods: one forward and one backward pass
 
 
 @dataclass
@@ -228,7 +225,7 @@ class ModelCatalog:
                  faithfulness: bool, done: MethodResult | None) -> MethodResult:
         """Run one method on an idle worker's model copy (and measure its faithfulness when asked)."""
         _, model_key, method, variant, layers = key
-        with self._worker(model_key) as explainers:
+        with self.explaining(model_key) as explainers:
             if done is None:
                 explanation = explainers.get(method, variant, layers).explain(
                     prepared, target=verdict.prediction.predicted_index,
@@ -252,7 +249,7 @@ class ModelCatalog:
         return str(path)
 
     @contextmanager
-    def _worker(self, key: str) -> Iterator[ExplainerSet]:
+    def explaining(self, key: str) -> Iterator[ExplainerSet]:
         """An idle explainer set of model ``key`` (waits for one): explainers hold hooks on their model copy."""
         self.detector(key)
         explainers = self._idle[key].get()

@@ -1,8 +1,10 @@
 """What happens to an image when people share it: re-compression, downscaling, cropping, screenshots.
 
 Each transform maps an RGB PIL image to a new RGB PIL image, deterministically. They are used to
-measure how verdicts hold up after re-sharing (``python -m benchmarks.generalization``) and to
-show it (the forensics lab); :func:`resharing_transforms` is the one registry of them, by name.
+measure how verdicts hold up after re-sharing (``python -m benchmarks.generalization``,
+``python -m benchmarks.laundering``) and to show it (the forensics lab, :mod:`gauntlet.forensics.laundering`).
+:data:`TRANSFORMS` is the one registry of them, by name, with their parameters as keywords
+(``apply("jpeg", image, quality=70)``); :func:`resharing_transforms` fixes the parameters of the four.
 """
 from __future__ import annotations
 
@@ -51,6 +53,23 @@ def centre_crop(image: Image.Image, fraction: float = 0.7) -> Image.Image:
 def screenshot(image: Image.Image, scale: float = SCREENSHOT_SCALE) -> Image.Image:
     """A screenshot of the image on a page: displayed at ``scale`` (bilinear, as browsers draw), saved as PNG."""
     return _encode_decode(_resized(image, scale, Image.Resampling.BILINEAR), "PNG")
+
+
+TRANSFORMS: dict[str, Callable[..., Image.Image]] = {
+    "jpeg": jpeg,
+    "downscale": downscale,
+    "centre_crop": centre_crop,
+    "screenshot": screenshot,
+}
+
+
+def apply(name: str, image: Image.Image, **params: object) -> Image.Image:
+    """Run the transform called ``name`` (see :data:`TRANSFORMS`) with ``params`` overriding its defaults."""
+    try:
+        transform = TRANSFORMS[name]
+    except KeyError:
+        raise ValueError(f"Unknown transform {name!r}; known: {', '.join(TRANSFORMS)}.") from None
+    return transform(image, **params)
 
 
 def resharing_transforms(jpeg_quality: int = 75) -> dict[str, Transform]:

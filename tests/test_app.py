@@ -31,7 +31,8 @@ def photo(tmp_path) -> str:
 
 
 def outputs() -> DetectorOutputs:
-    return DetectorOutputs(gr.Image(), gr.Label(), gr.Markdown(), gr.Gallery(), gr.Markdown(), gr.State(), gr.State())
+    return DetectorOutputs(gr.Image(), gr.Label(), gr.Markdown(), gr.Gallery(), gr.Markdown(), gr.State(), gr.State(),
+                           gr.State())
 
 
 def handlers(checkpoints, out: DetectorOutputs):
@@ -56,6 +57,7 @@ def test_handler_streams_verdict_gallery_and_notes(checkpoints, photo):
     assert set(final[out.verdict]) == {"REAL", "FAKE"}
     assert [caption.split(" (")[0] for _, caption in final[out.gallery]] == ["Grad-CAM", "Score-CAM"]
     assert "Still working" not in final[out.notes]
+    assert [e.method for e in final[out.explanations]] == ["grad_cam", "score_cam"], "kept for the forensics panel"
     summary = final[out.summary]
     assert "The model thinks" in summary and "Tiny" in summary
     assert "RVAA test with 10 images, this model was right 50.0% of the time (95% interval 23.7% to 76.3%)" in summary

@@ -134,7 +134,7 @@ def test_upload_shows_the_verdict_and_three_heatmaps(page, tmp_path):
     verdict = page.get_by_test_id("label-output-value")
     verdict.filter(has_text="A").wait_for()  # REAL or FAKE
     assert verdict.inner_text().strip() in ("REAL", "FAKE")
-    tiles = page.locator(".gallery-item img")
+    tiles = page.locator(".gallery-item img:not(#forensics-lab .gallery-item img)")  # the heatmaps, not the lab's
     tiles.nth(2).wait_for()
     assert tiles.count() == 3 and all(tiles.nth(i).evaluate("img => img.naturalWidth > 0") for i in range(3))
     assert page.get_by_text("The model thinks this image is").is_visible()

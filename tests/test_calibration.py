@@ -143,7 +143,8 @@ def test_the_app_verdict_says_not_sure(calibrated_folder, rgb_image):
     from ui.detector_tab import DetectorOutputs, make_predict_handler
 
     catalog = ModelCatalog(extra_sources=(), checkpoints_dir=calibrated_folder.parent, unseen={})
-    out = DetectorOutputs(gr.Image(), gr.Label(), gr.Markdown(), gr.Gallery(), gr.Markdown(), gr.State(), gr.State())
+    out = DetectorOutputs(gr.Image(), gr.Label(), gr.Markdown(), gr.Gallery(), gr.Markdown(), gr.State(), gr.State(),
+                          gr.State())
     shown = make_predict_handler(catalog.predict, out)(rgb_image, "cal")
     probabilities, summary = shown[out.verdict], shown[out.summary]
     assert "**not sure**" in summary and sum(probabilities.values()) == pytest.approx(1.0)

@@ -447,3 +447,200 @@ def test_app_gives_a_verdict_for_an_odd_but_valid_upload(corpus, app_client):
     preview, verdict, summary, gallery, notes = analyse_through_app(client, corpus["ycck_jpeg"])
     assert verdict["label"] in ("REAL", "FAKE") and len(gallery) == 1
     assert "The model thinks" in summary
+
+
+# ----------------------------------------------------------------------------- hostile metadata (provenance panel)
+# Each file below is read by gauntlet.forensics.provenance.read_provenance: it must give a clear note or be
+# ignored, never raise, never fetch anything, and fit in the memory an upload may take.
+
+FIFTY_MB = 50_000_000
+
+
+def jpeg_with_app11(payload: bytes) -> bytes:
+    """A JPEG carrying ``payload`` as a C2PA JUMBF segment (APP11: "JP", instance 1, sequence 1)."""
+    data = encode(quadrants(), "JPEG", quality=90)
+    segment = b"JP" + struct.pack(">HI", 1, 1) + payload
+    return data[:2] + b"\xff\xeb" + struct.pack(">H", len(segment) + 2) + segment + data[2:]
+
+
+C2PA_DESCRIPTION = (struct.pack(">I", 31) + b"jumd" + bytes.fromhex("6332706100110010800000aa00389b71") + b"\x03"
+                    + b"c2pa\x00\x00")  # a JUMBF description box labelled "c2pa" (the manifest store's)
+
+
+def png_with_chunks(*chunks: bytes) -> bytes:
+    return raw_png(4, 4, 8, 0, zlib.compress(b"\x00\x80\x80\x80\x80" * 4), extra=b"".join(chunks))
+
+
+def xmp_text(body: str, prolog: str = "") -> bytes:
+    return (f'{prolog}<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-'
+            f'syntax-ns#"><rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/">'
+            f'<Iptc4xmpExt:DigitalSourceType>{body}</Iptc4xmpExt:DigitalSourceType></rdf:Description></rdf:RDF>'
+            '</x:xmpmeta>').encode()
+
+
+def itxt(key: bytes, text: bytes, compressed: bool = False) -> bytes:
+    body = zlib.compress(text, 9) if compressed else text
+    return png_chunk(b"iTXt", key + b"\x00" + (b"\x01\x00" if compressed else b"\x00\x00") + b"\x00\x00" + body)
+
+
+def xxe_jpeg(url: str) -> bytes:
+    prolog = f'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY leak SYSTEM "{url}/xxe">]>'
+    return encode(quadrants(), "JPEG", xmp=xmp_text("&leak;", prolog))
+
+
+def parameter_entity_jpeg(url: str) -> bytes:
+    prolog = f'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY % remote SYSTEM "{url}/dtd"> %remote;]>'
+    return encode(quadrants(), "JPEG", xmp=xmp_text("x", prolog))
+
+
+def billion_laughs_jpeg(url: str) -> bytes:
+    entities = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+    prolog = f'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY l0 "lol">{entities}]>'
+    return encode(quadrants(), "JPEG", xmp=xmp_text("&l9;", prolog))
+
+
+def odd_exif_jpeg() -> bytes:
+    """EXIF strings in Latin-1 and broken UTF-8, with NUL and control characters."""
+    exif = Image.Exif()
+    exif[0x010F] = b"Ni\xf1o Cam\x00\x07"  # Latin-1 bytes, as old cameras write them
+    exif[0x0110] = b"\xff\xfeZ\x00\x00"
+    exif[0x0131] = "Soft\x1b[31mware\u202e"
+    return encode(quadrants(), "JPEG", exif=exif.tobytes())
+
+
+def utf16_xmp_jpeg() -> bytes:
+    packet = xmp_text("http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
+                      '<?xml version="1.0" encoding="UTF-16"?>').decode().encode("utf-16")
+    return encode(quadrants(), "JPEG", xmp=packet)
+
+
+def latin1_png() -> bytes:
+    return png_with_chunks(png_chunk(b"tEXt", b"Software\x00Caf\xe9 \xa9 Diffusion"),
+                           itxt(b"Comment", b"\xff\xfe not utf-8"), itxt(b"Title", "画像 🎨".encode()))
+
+
+@dataclass(frozen=True)
+class MetadataCase:
+    """A file with hostile metadata, and a check on what read_provenance made of it (a Provenance)."""
+
+    name: str
+    make: Callable[[str], bytes]  # gets the URL of a server that must receive no request
+    check: Callable[[object], None]
+    limit_mb: float | None = 20.0  # the upload limit the reading runs under
+
+
+def noted(*words: str) -> Callable[[object], None]:
+    def check(result) -> None:
+        assert any(all(w in note for w in words) for note in result.notes), result.notes
+
+    return check
+
+
+def ignored(result) -> None:
+    assert result.c2pa is None and not result.generator_hints, result
+
+
+def no_exif(result) -> None:
+    assert result.exif == {}, result.exif
+
+
+def odd_exif_cleaned(result) -> None:
+    assert result.exif["make"] == "Niño Cam" and "\x1b" not in result.exif["software"], result.exif
+    assert all(c.isprintable() for value in result.exif.values() for c in value), result.exif
+
+
+def odd_png_text_read(result) -> None:
+    assert result.png_text["Software"] == "Café © Diffusion" and result.png_text["Title"] == "画像 🎨"
+    assert "Comment" not in result.png_text  # iTXt that is not UTF-8 is dropped by Pillow
+
+
+METADATA_CASES = [
+    MetadataCase("jumbf_garbage", lambda url: jpeg_with_app11(b"\x00\x00\x00\x20jumb" + b"\xff" * 24), ignored),
+    MetadataCase("jumbf_box_declares_4_gb", lambda url: jpeg_with_app11(
+        struct.pack(">I", 0xFFFFFFF0) + b"jumb" + C2PA_DESCRIPTION), noted("could not be read")),
+    MetadataCase("jumbf_box_declares_4_exabytes", lambda url: jpeg_with_app11(
+        struct.pack(">I", 1) + b"jumb" + struct.pack(">Q", 2 ** 62) + C2PA_DESCRIPTION), ignored),
+    MetadataCase("jumbf_content_box_declares_1_tb", lambda url: jpeg_with_app11(
+        struct.pack(">I", 8 + len(C2PA_DESCRIPTION) + 16) + b"jumb" + C2PA_DESCRIPTION + struct.pack(">I", 1)
+        + b"json" + struct.pack(">Q", 2 ** 40)), noted("could not be read")),
+    MetadataCase("png_cabx_chunk_truncated", lambda url: png_with_chunks(
+        png_chunk(b"caBX", struct.pack(">I", 0xFFFFFF00) + b"jumb")), ignored),
+    MetadataCase("ztxt_bomb_50_mb", lambda url: ztxt_bomb(), noted("too large to expand")),
+    MetadataCase("itxt_xmp_bomb_50_mb", lambda url: png_with_chunks(
+        itxt(b"XML:com.adobe.xmp", b" " * FIFTY_MB, compressed=True)), noted("too large to expand")),
+    MetadataCase("xmp_50_mb_over_the_upload_limit", lambda url: png_with_chunks(
+        itxt(b"XML:com.adobe.xmp", xmp_text("x" * FIFTY_MB))), noted("upload limit")),
+    MetadataCase("xmp_50_mb_without_a_limit", lambda url: png_with_chunks(
+        itxt(b"XML:com.adobe.xmp", xmp_text("x" * FIFTY_MB))), noted("XMP", "unusually large"), limit_mb=None),
+    MetadataCase("exif_50_mb_without_a_limit", lambda url: png_with_chunks(
+        png_chunk(b"eXIf", b"MM\x00\x2a\x00\x00\x00\x08\xff\xff" + b"\x00" * FIFTY_MB)),
+        no_exif, limit_mb=None),  # an IFD of 65,535 empty entries: nothing to show, no crash, no blow-up
+    MetadataCase("xmp_external_entity_xxe", xxe_jpeg, noted("XMP", "document type")),
+    MetadataCase("xmp_external_parameter_entity", parameter_entity_jpeg, noted("XMP", "document type")),
+    MetadataCase("xmp_billion_laughs", billion_laughs_jpeg, noted("XMP", "document type")),
+    MetadataCase("xmp_not_xml", lambda url: encode(quadrants(), "JPEG", xmp=b"<x:xmpmeta <<<\xff\xfe"),
+                 noted("XMP", "damaged")),
+    MetadataCase("xmp_utf16", lambda url: utf16_xmp_jpeg(),
+                 lambda result: result.xmp["digital_source_type"] == "trainedAlgorithmicMedia" or pytest.fail(
+                     str(result.xmp))),
+    MetadataCase("exif_latin1_broken_utf8_control_characters", lambda url: odd_exif_jpeg(), odd_exif_cleaned),
+    MetadataCase("png_text_latin1_emoji_and_invalid_utf8", lambda url: latin1_png(), odd_png_text_read),
+    MetadataCase("not_an_image", lambda url: PDF, noted("not an image")),
+]
+
+
+@pytest.fixture(scope="module")
+def metadata_corpus(tmp_path_factory) -> tuple[dict[str, Path], list[str]]:
+    """Every metadata case on disk, made while a local server records any request; returns paths and requests."""
+    from c2pa_helpers import request_recorder
+
+    root = tmp_path_factory.mktemp("metadata")
+    with request_recorder() as (url, requests):
+        paths = {}
+        for case in METADATA_CASES:
+            paths[case.name] = root / f"{case.name}.bin"
+            paths[case.name].write_bytes(case.make(url))
+        yield paths, requests
+
+
+@pytest.mark.parametrize("case", METADATA_CASES, ids=lambda c: c.name)
+def test_hostile_metadata_gives_a_note_or_is_ignored_and_fetches_nothing(case, metadata_corpus):
+    from gauntlet.forensics.provenance import read_provenance
+
+    paths, requests = metadata_corpus
+    limit = int(case.limit_mb * 1024 * 1024) if case.limit_mb else None
+    result = read_provenance(paths[case.name], max_bytes=limit)
+    case.check(result)
+    for note in result.notes:
+        assert_human(note)
+    assert result.summary and requests == []
+
+
+MEMORY_CAPPED_PROVENANCE = """
+import json, resource, sys
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+from gauntlet.forensics.provenance import read_provenance
+print(json.dumps({path: read_provenance(path, max_bytes=None).summary for path in sys.argv[2:]}))
+"""
+
+
+def test_hostile_metadata_reads_in_one_process_under_a_one_gigabyte_cap(metadata_corpus):
+    """Even without the upload limit (the command line), no box or chunk makes the reader allocate what it declares."""
+    paths, requests = metadata_corpus
+    env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", MEMORY_CAPPED_PROVENANCE, str(1024 ** 3), *map(str, paths.values())],
+                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1], env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(json.loads(done.stdout)) == len(paths) and requests == []
+
+
+def test_app_provenance_panel_notes_xxe_and_fetches_nothing(metadata_corpus, app_client):
+    from gradio_client import handle_file
+
+    paths, requests = metadata_corpus
+    client, server = app_client
+    for name in ("xmp_external_entity_xxe", "jumbf_box_declares_4_gb", "ztxt_bomb_50_mb"):
+        text = client.predict(handle_file(str(paths[name])), api_name="/provenance")
+        assert "Note:" in text and "What it does not prove" in text, text
+    assert requests == [] and "Traceback" not in server.log_text()

@@ -261,5 +261,5 @@ def test_each_explanation_worker_has_its_own_model_copy(tmp_path, rgb_image):
     verdict_model = catalog.detector("tiny").model
     models = {id(s.detector.model) for s in catalog._explainers["tiny"]} | {id(verdict_model)}
     assert len(models) == 3
-    with catalog._worker("tiny"):  # one worker busy: the other one explains (with one worker this would wait)
+    with catalog.explaining("tiny"):  # one worker busy: the other one explains (with one worker this would wait)
         assert len(catalog.analyse(rgb_image, "tiny", ["grad_cam"]).results) == 1

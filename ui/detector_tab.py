@@ -7,9 +7,11 @@ from typing import Callable, Iterator
 import gradio as gr
 
 from gauntlet.explain import default_methods, method_choices
+from gauntlet.forensics.lab import ForensicsLab
 from gauntlet.present import explanation_notes, method_caption, verdict_sentence
 from gauntlet.service import Analysis
 from .common import human_errors
+from .forensics_panel import build_forensics_panel
 
 VARIANT_CHOICES = [("Fast (seconds)", "fast"), ("Full original method (slow: minutes)", "full")]
 LAYER_CHOICES = [("Last block", "last"), ("Last three blocks together", "last3")]
@@ -36,6 +38,7 @@ class DetectorOutputs:
     notes: gr.Markdown
     history: gr.State
     shown: gr.State
+    explanations: gr.State  # the finished explanations, for the forensics panel's agreement line and sanity check
 
 
 def _require_upload(path) -> None:
@@ -96,21 +99,23 @@ def make_analyse_handler(predict: Callable[..., Analysis], explain_stream: Calla
                 yield partial
         history = (history or [])[-(HISTORY_LIMIT - 1):] + [
             {"verdict": analysis.prediction.verdict_label, "fake": round(analysis.prediction.fake_probability, 4)}]
-        yield {**partial, out.preview: analysis.image, out.history: history, out.shown: Shown(path, verdict)}
+        yield {**partial, out.preview: analysis.image, out.history: history, out.shown: Shown(path, verdict),
+               out.explanations: [result.explanation for result in analysis.results]}
 
     return run
 
 
 def build_detector_tab(predict: Callable[..., Analysis], explain_stream: Callable[..., Iterator[Analysis]],
                        model_choices: list[tuple[str, str]], default_model: str | None, examples: list[str],
-                       predict_concurrency: int = 4) -> None:
-    """Wire the tab: an upload shows ``predict``'s verdict at once, then ``explain_stream`` adds the explanations.
+                       predict_concurrency: int = 4, lab: ForensicsLab | None = None) -> None:
+    """Wire the tab: an upload shows ``predict``'s verdict at once, then ``explain_stream`` adds the explanations;
+    with a ``lab``, the forensics panel (provenance, frequency view, agreement, laundering) sits below.
 
     The verdict has its own concurrency group, so it never queues behind slow explanations; the decoded
     upload and its verdict wait in a gr.State, so the explanations neither decode nor score it again.
     """
 
-    history, shown = gr.State([]), gr.State(None, time_to_live=SHOWN_TTL_S)
+    history, shown, explanations = gr.State([]), gr.State(None, time_to_live=SHOWN_TTL_S), gr.State([])
     with gr.Row():
         with gr.Column(scale=1):
             # No file_types filter: gradio would refuse by extension with a technical message;
@@ -132,12 +137,17 @@ def build_detector_tab(predict: Callable[..., Analysis], explain_stream: Callabl
             summary = gr.Markdown()
             gallery = gr.Gallery(label="Where the model looked", columns=3, height=280, object_fit="contain")
             notes = gr.Markdown()
-    out = DetectorOutputs(preview, verdict, summary, gallery, notes, history, shown)
+            after_explanations = build_forensics_panel(lab, upload, model, button) if lab else None
+    out = DetectorOutputs(preview, verdict, summary, gallery, notes, history, shown, explanations)
     shown_event = upload.upload(make_predict_handler(predict, out), inputs=[upload, model],
                                 outputs=[preview, verdict, summary, shown], api_name="predict",
                                 concurrency_limit=predict_concurrency, concurrency_id="predict")
     explain = dict(fn=make_analyse_handler(predict, explain_stream, out),
                    inputs=[upload, model, methods, variant, layers, history, measure, shown],
-                   outputs=[preview, verdict, summary, gallery, notes, history, shown], concurrency_limit="default")
-    button.click(**explain, api_name="analyse")
-    shown_event.success(**explain, api_visibility="private")
+                   outputs=[preview, verdict, summary, gallery, notes, history, shown, explanations],
+                   concurrency_limit="default")
+    clicked = button.click(**explain, api_name="analyse")
+    followed = shown_event.success(**explain, api_visibility="private")
+    if after_explanations:
+        after_explanations(clicked, explanations, layers)
+        after_explanations(followed, explanations, layers, api=False)
