@@ -61,6 +61,9 @@ class CheckpointConfig:
     command: str = ""
     lineage: list[str] = field(default_factory=list)  # commands behind the ``--init`` weights, oldest first
     test_time_flip: bool = False  # verdicts average the image and its mirror (chosen on validation: training.flip)
+    datasets: list[dict[str, Any]] = field(default_factory=list)  # training sources: name, weight, images per split
+    class_balance: bool = False  # training drew (or weighted) both classes equally
+    calibration: dict[str, Any] = field(default_factory=dict)  # temperature, not_sure band (training.calibrate)
     hub_repo: str = ""
     hub_revision: str = ""
 
