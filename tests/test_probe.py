@@ -165,10 +165,11 @@ def test_calibrate_writes_the_keys_the_app_reads(two_sources, tmp_path):
     alpha, beta = map(str, two_sources)
     folder = make_checkpoint(tmp_path / "tiny", "baseline_cnn")
     args = calibrate.get_args_parser().parse_args(
-        ["--checkpoint", str(folder), "--val", alpha, "--held-out", beta, "--write"])
+        ["--checkpoint", str(folder), "--val", alpha, "--held-out", beta, "--write", "--report", beta])
     result = calibrate.main(args)
     stored = read_config(folder).calibration
-    assert stored == json.loads(json.dumps(result))
+    assert stored == json.loads(json.dumps({k: v for k, v in result.items() if k != "report"}))
+    assert result["report"][beta]["n"] == 20 and 0 <= result["report"][beta]["coverage"] <= 1
     assert {"temperature", "not_sure", "fitted_on", "command"} <= set(stored)
     low, high = stored["not_sure"]
     assert 0.0 <= low <= 0.5 <= high <= 1.0 and stored["temperature"] > 0

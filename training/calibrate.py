@@ -40,6 +40,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val", nargs="+", required=True, help="benchmarks (or REAL/FAKE folders) to fit the temperature on: validation data")
     parser.add_argument("--held-out", nargs="+", required=True,
                         help="benchmarks or folders the checkpoint never trained on, or 'loso' (training.probe checkpoints)")
+    parser.add_argument("--report", nargs="*", default=[],
+                        help="sets to report accuracy, coverage and accuracy when sure on with the fitted calibration "
+                             "(printed only: never used to fit, never written into the config)")
     parser.add_argument("--target", type=float, default=0.9, help="accuracy confident verdicts must reach")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -126,6 +129,17 @@ def loso_logits(command: str) -> tuple[np.ndarray, np.ndarray]:
     return loso["logits"][:, 1] - loso["logits"][:, 0], loso["labels"]
 
 
+def verdict_metrics(fake_probability: np.ndarray, labels: np.ndarray, calibration: dict[str, Any]) -> dict[str, Any]:
+    """Accuracy (argmax), and coverage / accuracy when sure under ``calibration`` (plain counts, not balanced)."""
+    p = 1.0 / (1.0 + np.exp(-logit_of(fake_probability) / calibration["temperature"]))
+    low, high = calibration["not_sure"]
+    sure = (p <= low) | (p >= high)
+    right = (fake_probability > 0.5) == (labels == 1)
+    sure_right = sure & ((p >= high) == (labels == 1))
+    return {"accuracy": float(right.mean()), "n": int(len(labels)), "coverage": float(sure.mean()),
+            "accuracy_when_sure": float(sure_right.sum() / sure.sum()) if sure.any() else None}
+
+
 def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     """Fit the temperature and the band; returns the ``calibration`` record (with the held-out metrics)."""
     checkpoint = load_checkpoint(args.checkpoint)
@@ -154,10 +168,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         config = load_checkpoint(args.checkpoint).config
         config.calibration = calibration
         write_config(config, folder)
+    result = dict(calibration)
+    if args.report:
+        detector = Detector(load_checkpoint(args.checkpoint))
+        result["report"] = {name: verdict_metrics(*benchmark_probabilities(detector, [name], args.data_dir,
+                                                                            args.batch_size), calibration)
+                            for name in args.report}
     if args.json:
-        Path(args.json).write_text(json.dumps(calibration, indent=2) + "\n")
-    print(json.dumps(calibration, indent=2))
-    return calibration
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":

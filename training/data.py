@@ -209,8 +209,15 @@ def mixed_items(data_dir: Path, split: str) -> list[Item]:
     return rvaa + [Item(f"cifake:{i.name}", i.label, i.path, i.archive, RVAA_SIDE) for i in cifake]
 
 
+def cifake_sample_items(data_dir: Path, split: str) -> list[Item]:
+    """MIXED's CIFAKE part alone (1,200 training images, upscaled as in MIXED): photo-like FAKE and REAL of
+    the same ten classes, a counterweight to the painterly prompts of ``generators/``."""
+    return [i for i in mixed_items(data_dir, split) if i.upscale]
+
+
 DATASETS = {"cifake": cifake_items, "rvaa": rvaa_items, "mixed": mixed_items, "generators": generators_items,
-            "real_photos": real_photos_items, "generators_real": generators_real_items}
+            "real_photos": real_photos_items, "generators_real": generators_real_items,
+            "cifake_sample": cifake_sample_items}
 SINGLE_CLASS = {"generators", "real_photos"}  # one label only: train them together with a source of the other
 
 
@@ -244,7 +251,7 @@ BENCHMARKS = {
 
 TEST_BENCHMARKS = {"cifake": ["cifake_test", "cifake_test_dedup", "cifake_test_first2000"],
                    "rvaa": ["rvaa_test", "rvaa_test_dedup"], "mixed": ["mixed_test", "mixed_test_dedup"],
-                   "generators_real": ["generators_real_test"]}
+                   "generators_real": ["generators_real_test"], "cifake_sample": ["mixed_test_cifake"]}
 """The test metrics recorded in a checkpoint trained on each named dataset."""
 
 
