@@ -174,3 +174,12 @@ def test_calibrate_writes_the_keys_the_app_reads(two_sources, tmp_path):
     low, high = stored["not_sure"]
     assert 0.0 <= low <= 0.5 <= high <= 1.0 and stored["temperature"] > 0
     assert stored["command"].startswith("python -m training.calibrate --checkpoint")
+
+
+def test_reframe_gives_square_images_bars_and_takes_them_from_the_others():
+    import random
+
+    square = probe.reframe(Image.new("RGB", (100, 100)), random.Random(0))
+    assert sorted(square.size) == [75, 100]
+    wide = probe.reframe(Image.new("RGB", (120, 80)), random.Random(0))
+    assert wide.size == (80, 80)

@@ -55,6 +55,7 @@ class Features:
     labels: np.ndarray  # N, int64
     collections: np.ndarray  # N, the collection each image comes from (``generators``, ``rvaa`` ...)
     units: np.ndarray  # N, its LOSO source (``generators:dalle3``, ``real_photos:bsds500``, ``rvaa`` ...)
+    fitted: np.ndarray  # N, bool: used to fit (False: a copy only scored when its source is held out)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -72,6 +73,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--c", type=float, default=0.1, help="inverse L2 strength of the logistic regression")
     parser.add_argument("--augment-copies", type=int, default=0,
                         help="blurred / JPEG re-compressed copies of each training image (Wang et al. 2020)")
+    parser.add_argument("--reframe", choices=("off", "eval", "train"), default="off",
+                        help="a reframed copy of each training image (square ones cropped to 4:3 or 3:4, others to "
+                             "their central square), so black padding bars stop telling the classes apart: 'eval' "
+                             "scores these copies when their source is held out, 'train' also fits on them")
     parser.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out scores")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--cache-dir", default=None, help="feature cache (default: the cache dir/probe)")
@@ -115,12 +120,29 @@ def degrade(image: Image.Image, rng: random.Random) -> Image.Image:
     return image
 
 
-def degraded_arrays(items: list[data.Item], size: int, seed: int) -> np.ndarray:
-    """Squared, resized arrays of degraded copies (one seeded draw per image and ``seed``)."""
+def reframe(image: Image.Image, rng: random.Random) -> Image.Image:
+    """A window of another shape: a (nearly) square image -> its central 4:3 or 3:4 part, any other -> its
+    central square. ``generators/`` is 92 % square and ``real_photos/`` 97 % not, so once padded to a square
+    (as the app does) black bars alone would tell them apart; reframed copies take that cue away."""
+    width, height = image.size
+    if abs(width - height) <= 0.03 * max(width, height):
+        w, h = (width, round(height * 0.75)) if rng.random() < 0.5 else (round(width * 0.75), height)
+    else:
+        w = h = min(width, height)
+    left, top = (width - w) // 2, (height - h) // 2
+    return image.crop((left, top, left + w, top + h))
+
+
+REFRAME_COPY = -1  # the copy number of reframed copies (degraded copies are 1, 2, ...)
+
+
+def transformed_arrays(items: list[data.Item], size: int, copy: int) -> np.ndarray:
+    """Squared, resized arrays of the ``copy``-th degraded copies, or of the reframed ones (``REFRAME_COPY``)."""
+    transform = reframe if copy == REFRAME_COPY else degrade
     arrays = []
-    for index, item in enumerate(tqdm(items, desc=f"degraded copies ({seed})", unit="img")):
-        rng = random.Random(f"{seed}:{index}:{item.path}")
-        arrays.append(data.square_array(degrade(data.read_item(item), rng), size))
+    for index, item in enumerate(tqdm(items, desc=f"{transform.__name__} copies ({copy})", unit="img")):
+        rng = random.Random(f"{copy}:{index}:{item.path}")
+        arrays.append(data.square_array(transform(data.read_item(item), rng), size))
     return np.stack(arrays)
 
 
@@ -142,29 +164,33 @@ def _cache_file(args: argparse.Namespace, items: list[data.Item], copy: int) -> 
 
 def cached_features(args: argparse.Namespace, detector: Detector, items: list[data.Item], tag: str,
                     copy: int = 0) -> np.ndarray:
-    """Features of ``items`` (``copy`` 0: as stored; k > 0: the k-th degraded copy), cached on disk."""
+    """Features of ``items`` (0: as stored; k > 0: the k-th degraded copy; -1: reframed), cached on disk."""
     path = _cache_file(args, items, copy)
     if path.is_file():
         return np.load(path)
     size = detector.input_size
-    arrays = data.decode_arrays(items, size, tag) if copy == 0 else degraded_arrays(items, size, copy)
+    arrays = data.decode_arrays(items, size, tag) if copy == 0 else transformed_arrays(items, size, copy)
     values = pooled_features(detector, arrays, args.batch_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, values)
     return values
 
 
-def split_features(args: argparse.Namespace, detector: Detector, split: str, copies: int = 0) -> Features:
-    """Features of every training collection's ``split`` (plus ``copies`` degraded copies of each image)."""
+def split_features(args: argparse.Namespace, detector: Detector, split: str, copies: int = 0,
+                   reframed: str = "off") -> Features:
+    """Features of every training collection's ``split``, plus ``copies`` degraded copies of each image and,
+    unless ``reframed`` is ``off``, a reframed copy (fitted on only when it is ``train``)."""
     parts = []
+    extra = [REFRAME_COPY] if reframed != "off" else []
     for name in args.data:
         items = source_items(args, name, split)
         units = np.array([unit_of(name, i) for i in items])
-        for copy in range(copies + 1):
+        for copy in [*range(copies + 1), *extra]:
             values = cached_features(args, detector, items, f"{name}-{split}", copy)
-            parts.append(Features(values, data.labels_of(items), np.full(len(items), name), units))
+            fitted = np.full(len(items), copy != REFRAME_COPY or reframed == "train")
+            parts.append(Features(values, data.labels_of(items), np.full(len(items), name), units, fitted))
     return Features(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("values", "labels", "collections",
-                                                                                   "units")))
+                                                                                   "units", "fitted")))
 
 
 def stage_mask(features: PooledStagesFeatures, stages: list[int] | None) -> np.ndarray:
@@ -199,7 +225,7 @@ class Probe:
 
 def fit_probe(train: Features, args: argparse.Namespace, mask: np.ndarray, keep: np.ndarray | None = None) -> Probe:
     """Logistic regression on the (optionally ``keep``-selected) training features, weighted per collection."""
-    keep = np.ones(len(train.labels), bool) if keep is None else keep
+    keep = train.fitted if keep is None else keep & train.fitted
     values, labels = train.values[keep][:, mask], train.labels[keep]
     weights = data.source_weights(list(train.collections[keep]), labels, parse_weights(args.weights) or None,
                                   args.balance)
@@ -237,7 +263,7 @@ def run_probe(args: argparse.Namespace) -> tuple[Detector, Probe, dict[str, Any]
     """Extract (or load) features, score LOSO, fit the final probe; returns the detector, probe and scores."""
     args.input_size = args.input_size or get_architecture(args.arch).default_input_size
     detector = probe_detector(args)
-    train = split_features(args, detector, "train", args.augment_copies)
+    train = split_features(args, detector, "train", args.augment_copies, args.reframe)
     val = split_features(args, detector, "val")
     mask = stage_mask(detector.model.features, args.stages)
     scores: dict[str, Any] = {}
@@ -267,7 +293,8 @@ def save_probe(args: argparse.Namespace, detector: Detector, probe: Probe, score
         datasets=datasets_record(args), class_balance=args.balance,
         trained_on=(f"linear probe (logistic regression, C={args.c}, {stages}) on frozen ImageNet features of "
                     f"{', '.join(args.data)} training splits"
-                    + (f" plus {args.augment_copies} blurred/JPEG copies of each" if args.augment_copies else "")))
+                    + (f" plus {args.augment_copies} blurred/JPEG copies of each" if args.augment_copies else "")
+                    + (" plus a reframed copy of each (other aspect ratio)" if args.reframe == "train" else "")))
     save_checkpoint(model, config, out)
     if args.half:
         to_half(out)

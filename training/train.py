@@ -316,7 +316,7 @@ def fit(args: argparse.Namespace, model: nn.Module, detector: Detector, run_dir:
             if state.get("optimizer_phase") == phase:
                 optimizer.load_state_dict(state["optimizer"])
         loss = train_epoch(model, detector, optimizer, arrays["train"], labels["train"], args, epoch,
-                           sampling_weights(args, labels["train"]))
+                           weights=sampling_weights(args, labels["train"]))
         val = validate(model, detector, arrays["val"], labels["val"], args.batch_size, args.device)
         record = {"epoch": epoch + 1, "phase": phase, "train_loss": loss, "val_loss": val["loss"],
                   "val_accuracy": val["accuracy"]}

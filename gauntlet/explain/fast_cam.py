@@ -118,7 +118,7 @@ class CachedAblationCAM(AblationCAM):
             for i, target in enumerate(targets):
                 maps = torch.from_numpy(activations[i])
                 original = float(target(self.outputs[i]))
-                if linear is not None:
+                if linear is not None and linear.in_features == maps.shape[0]:  # the head reads this map alone
                     ablated = self.closed_form_scores(maps, linear, target, original)
                 else:
                     ablated = self.tail_scores(maps, tail, target, original)
