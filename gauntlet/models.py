@@ -229,6 +229,9 @@ class Architecture:
     fixed_input_size: bool = False  # True when the head's shape depends on the input side (no global pooling)
 
 
+POOLED_TARGET_LAYERS = {"last": ["features"], "last3": ["features.stages.2", "features.stages.4", "features.head_conv"]}
+"""Probe networks: ``last`` is the stacked map the linear head reads; ``last3`` three of the maps stacked in it."""
+
 ARCHITECTURES: dict[str, Architecture] = {
     "baseline_cnn": Architecture(
         "baseline_cnn", build_baseline_cnn, 32,
@@ -251,21 +254,10 @@ ARCHITECTURES: dict[str, Architecture] = {
          "last3": ["features.stages.2", "features.stages.4", "features.head_conv"]},
         pretrained_available=True,
     ),
-    "lite0_pooled": Architecture(
-        "lite0_pooled", build_lite0_pooled, 224,
-        {"last": ["features"], "last3": ["features.stages.2", "features.stages.4", "features.head_conv"]},
-        pretrained_available=True,
-    ),
-    "lite0_npr_pooled": Architecture(
-        "lite0_npr_pooled", build_lite0_npr_pooled, 224,
-        {"last": ["features"], "last3": ["features.stages.2", "features.stages.4", "features.head_conv"]},
-        pretrained_available=True,
-    ),
-    "lite2_pooled": Architecture(
-        "lite2_pooled", build_lite2_pooled, 260,
-        {"last": ["features"], "last3": ["features.stages.2", "features.stages.4", "features.head_conv"]},
-        pretrained_available=True,
-    ),
+    **{name: Architecture(name, build, size, POOLED_TARGET_LAYERS, pretrained_available=True)
+       for name, build, size in (("lite0_pooled", build_lite0_pooled, 224),
+                                 ("lite0_npr_pooled", build_lite0_npr_pooled, 224),
+                                 ("lite2_pooled", build_lite2_pooled, 260))},
 }
 
 

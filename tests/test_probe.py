@@ -13,23 +13,8 @@ from conftest import make_checkpoint, shared_data_or_skip
 from gauntlet.checkpoint import load_checkpoint, read_config
 from gauntlet.detector import Detector
 from gauntlet.models import NPRResidual, build_model
+from tests.test_training import _synthetic_set
 from training import calibrate, data, probe, train
-
-
-def _single_class_folder(root: Path, label: str, count: int, seed: int) -> Path:
-    """REAL: dark smooth images; FAKE: bright noisy ones, of varied non-square sizes."""
-    rng = np.random.RandomState(seed)
-    (root / label).mkdir(parents=True)
-    for i in range(count):
-        shape = (40 + i % 4 * 8, 48 + i % 3 * 8, 3)
-        pixels = rng.randint(0, 90, shape) if label == "REAL" else rng.randint(120, 255, shape)
-        Image.fromarray(pixels.astype(np.uint8)).save(root / label / f"{i:03d}.png")
-    return root
-
-
-def _both_classes(root: Path, count: int, seed: int) -> Path:
-    _single_class_folder(root, "REAL", count, seed)
-    return _single_class_folder(root, "FAKE", count, seed + 1)
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +25,7 @@ def _private_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def two_sources(tmp_path_factory) -> list[Path]:
     root = tmp_path_factory.mktemp("sources")
-    return [_both_classes(root / "alpha", 20, 0), _both_classes(root / "beta", 10, 5)]
+    return [_synthetic_set(root / "alpha", 20), _synthetic_set(root / "beta", 10)]
 
 
 def test_generators_and_real_photos_are_single_class_with_their_sources():
