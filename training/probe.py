@@ -291,8 +291,8 @@ def save_probe(args: argparse.Namespace, detector: Detector, probe: Probe, score
         display_name=args.display_name, description=args.description,
         command=command_line(get_args_parser(), args, "training.probe", ALWAYS),
         datasets=datasets_record(args), class_balance=args.balance,
-        trained_on=(f"linear probe (logistic regression, C={args.c}, {stages}) on frozen ImageNet features of "
-                    f"{', '.join(args.data)} training splits"
+        trained_on=(f"{'+'.join(Path(d).name for d in args.data)}: linear probe (logistic regression, C={args.c}, "
+                    f"{stages}) on frozen ImageNet features of the training splits"
                     + (f" plus {args.augment_copies} blurred/JPEG copies of each" if args.augment_copies else "")
                     + (" plus a reframed copy of each (other aspect ratio)" if args.reframe == "train" else "")))
     save_checkpoint(model, config, out)
