@@ -50,7 +50,8 @@ FIELD_GROUPS = {
     "labels": "labels",
     "test_time_flip": "verdict", "calibration": "verdict",
     "name": "provenance", "display_name": "provenance", "description": "provenance", "trained_on": "provenance",
-    "datasets": "provenance", "recipe": "provenance", "default_rank": "provenance", "command": "provenance",
+    "datasets": "provenance", "sources": "provenance", "class_balance": "provenance", "recipe": "provenance",
+    "default_rank": "provenance", "command": "provenance",
     "lineage": "provenance",
     "metrics": "metrics",
     "hub_repo": "hub", "hub_revision": "hub",
@@ -74,14 +75,16 @@ class CheckpointConfig:
     display_name: str = ""
     description: str = ""
     trained_on: str = ""  # the training data in a sentence, for people
-    datasets: list[str] = field(default_factory=list)  # what it learned from, for programs: e.g. ["mixed"]
+    datasets: list[str] = field(default_factory=list)  # the collections it learned from, e.g. ["rvaa", "cifake"]
     recipe: dict[str, Any] = field(default_factory=dict)  # how: the training options, as data (training.train/soup)
     default_rank: int | None = None  # place in the model selector, lowest first (the app's default); None: after
     metrics: dict[str, Any] = field(default_factory=dict)
     command: str = ""
     lineage: list[str] = field(default_factory=list)  # commands behind the ``--init`` weights, oldest first
     test_time_flip: bool = False  # verdicts average the image and its mirror (chosen on validation: training.flip)
-    calibration: dict[str, Any] = field(default_factory=dict)  # temperature and "not sure" band: gauntlet.calibration
+    sources: list[dict[str, Any]] = field(default_factory=list)  # per training source: name, weight, images per split
+    class_balance: bool = False  # training drew (or weighted) both classes equally
+    calibration: dict[str, Any] = field(default_factory=dict)  # temperature, not_sure band (training.calibrate)
     hub_repo: str = ""
     hub_revision: str = ""
 

@@ -153,6 +153,65 @@ build_efficientnet_lite0 = functools.partial(_build_efficientnet_lite, "efficien
 build_efficientnet_lite2 = functools.partial(_build_efficientnet_lite, "efficientnet-lite2")
 
 
+class NPRResidual(nn.Module):
+    """The image minus its down-then-up-sampled copy (nearest neighbour, factor 2), times ``gain``.
+
+    Tan et al. 2024 ("neighbouring pixel relationships"): upsampling layers of generators leave
+    correlations between neighbouring pixels that this residual exposes. A fixed first layer, so the
+    app's preprocessing stays the same. Odd sides are handled by resizing back to the input's size.
+    """
+
+    def __init__(self, gain: float = 4.0) -> None:
+        super().__init__()
+        self.gain = gain
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        coarse = nn.functional.interpolate(x, scale_factor=0.5, mode="nearest")
+        return self.gain * (x - nn.functional.interpolate(coarse, size=x.shape[-2:], mode="nearest"))
+
+
+class PooledStagesFeatures(EfficientNetLiteFeatures):
+    """A Lite trunk whose output stacks every stage's map, average-pooled to the last map's grid.
+
+    Global average pooling of this stack is the concatenation of every stage's globally pooled
+    features (exactly, when the grids divide; they do at the usual sizes), so a pooled linear head
+    on it is the linear probe on multi-stage features of Ojha et al. 2023, while CAM methods still
+    see one feature map (the output of ``features``) and fast Ablation-CAM keeps its closed form.
+    ``residual`` (an :class:`NPRResidual` or identity) runs first.
+    """
+
+    def __init__(self, variant: str = "efficientnet-lite0", imagenet: bool = False, npr: bool = False) -> None:
+        super().__init__(variant, imagenet)
+        self.residual = NPRResidual() if npr else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(self.residual(x))
+        maps = []
+        for stage in self.stages:
+            x = stage(x)
+            maps.append(x)
+        maps.append(self.head_conv(x))
+        grid = maps[-1].shape[-2:]
+        return torch.cat([nn.functional.adaptive_avg_pool2d(m, grid) for m in maps], dim=1)
+
+    @property
+    def channels(self) -> int:
+        """Width of the stacked map (every stage's output width plus the head convolution's)."""
+        return sum(stage.blocks[-1]._block_args.output_filters for stage in self.stages) + 1280
+
+
+def _build_pooled_stages(variant: str, input_size: int = 224, pretrained: bool = False,
+                         npr: bool = False) -> Classifier:
+    """A frozen-trunk probe: Lite trunk, every stage pooled, one linear layer (fitted by training.probe)."""
+    features = PooledStagesFeatures(variant, imagenet=pretrained, npr=npr)
+    return Classifier(features, _pool_linear_head(features.channels))
+
+
+build_lite0_pooled = functools.partial(_build_pooled_stages, "efficientnet-lite0")
+build_lite0_npr_pooled = functools.partial(_build_pooled_stages, "efficientnet-lite0", npr=True)
+build_lite2_pooled = functools.partial(_build_pooled_stages, "efficientnet-lite2")
+
+
 @dataclass(frozen=True)
 class Architecture:
     """How to build a network, and which layers its explanations look at.
@@ -168,6 +227,9 @@ class Architecture:
     target_layers: dict[str, list[str]] = field(default_factory=dict)
     fixed_input_size: bool = False  # True when the head's shape depends on the input side (no global pooling)
 
+
+POOLED_TARGET_LAYERS = {"last": ["features"], "last3": ["features.stages.2", "features.stages.4", "features.head_conv"]}
+"""Probe networks: ``last`` is the stacked map the linear head reads; ``last3`` three of the maps stacked in it."""
 
 ARCHITECTURES: dict[str, Architecture] = {
     "baseline_cnn": Architecture(
@@ -189,6 +251,10 @@ ARCHITECTURES: dict[str, Architecture] = {
         {"last": ["features.head_conv"],
          "last3": ["features.stages.2", "features.stages.4", "features.head_conv"]},
     ),
+    **{name: Architecture(name, build, size, POOLED_TARGET_LAYERS)
+       for name, build, size in (("lite0_pooled", build_lite0_pooled, 224),
+                                 ("lite0_npr_pooled", build_lite0_npr_pooled, 224),
+                                 ("lite2_pooled", build_lite2_pooled, 260))},
 }
 
 

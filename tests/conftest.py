@@ -17,7 +17,7 @@ from gauntlet.models import build_model
 
 torch.set_num_threads(1)  # the test process shares 2 cores with the app processes it starts
 
-TINY_SIZES = {"baseline_cnn": 32, "efficientnet_lite0": 64, "resnet50": 64}
+TINY_SIZES = {"baseline_cnn": 32, "efficientnet_lite0": 64, "resnet50": 64, "lite0_pooled": 64}
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

@@ -8,6 +8,7 @@ from PIL import Image
 from torch import nn
 
 from conftest import TINY_SIZES
+from gauntlet.analysis import MethodResult
 from gauntlet.explain import METHODS, Explanation, available_variants, build_explainer, display_size
 from gauntlet.present import explanation_notes
 
@@ -62,8 +63,8 @@ def test_every_method_has_a_fast_and_a_full_variant():
 def test_each_variant_is_described_by_its_own_caption():
     fast = Explanation("score_cam", "fast", np.zeros((4, 4), np.float32), Image.new("RGB", (4, 4)), 1, "FAKE", 0.1)
     full = Explanation("score_cam", "full", np.zeros((4, 4), np.float32), Image.new("RGB", (4, 4)), 1, "FAKE", 9.0)
-    assert "most active feature maps" in explanation_notes([fast])
-    assert "most active feature maps" not in explanation_notes([full])
+    assert "most active feature maps" in explanation_notes([MethodResult(fast, fast.image)])
+    assert "most active feature maps" not in explanation_notes([MethodResult(full, full.image)])
 
 
 def test_perturbed_arrays_go_through_the_verdicts_resize(tiny_detectors):

@@ -27,7 +27,7 @@ def input_batch(detector, rgb_image) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("arch,layers", [
-    ("baseline_cnn", "last"), ("baseline_cnn", "last3"), ("efficientnet_lite0", "last"),
+    ("baseline_cnn", "last"), ("baseline_cnn", "last3"), ("efficientnet_lite0", "last"), ("lite0_pooled", "last"),
     pytest.param("efficientnet_lite0", "last3", marks=pytest.mark.slow),
     pytest.param("resnet50", "last", marks=pytest.mark.slow),  # the reference re-runs ResNet 2,048 times
 ])

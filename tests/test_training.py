@@ -58,7 +58,7 @@ def test_tiny_run_writes_a_loadable_checkpoint_with_its_story(synthetic, tmp_pat
     assert "30 training" in config.trained_on
     assert config.datasets == [synthetic.name], "the training data as data, for the model selector"
     assert (config.recipe["data"], config.recipe["epochs"], config.recipe["augment"], config.recipe["input_size"]) == \
-        (str(synthetic), 2, True, 32) and "run_dir" not in config.recipe and "threads" not in config.recipe
+        ([str(synthetic)], 2, True, 32) and "run_dir" not in config.recipe and "threads" not in config.recipe
     test = config.metrics["test"]
     assert test["n"] == 4 and sum(map(sum, test["confusion_matrix"])) == 4
     assert 1 <= config.metrics["validation"]["epoch"] <= 2

@@ -54,6 +54,7 @@ class Item:
     path: str
     archive: str = ""
     upscale: int = 0
+    source: str = ""  # where inside its collection it comes from (a generator, a photo source), if known
 
 
 def data_dir_or_default(data_dir: str | Path | None) -> Path:
@@ -156,16 +157,35 @@ def cifake_leaked(data_dir: Path) -> Path:
     return data_dir / "cifake" / "test_fake_identical_to_train.txt"
 
 
-def manifest_items(folder: Path, split: str | None = None) -> list[Item]:
-    """Items of a folder with a ``manifest.csv`` (``file,label,split,...``), optionally one split."""
+def manifest_items(folder: Path, split: str | None = None, source_column: str = "") -> list[Item]:
+    """Items of a folder with a ``manifest.csv`` (``file,label,split,...``), optionally one split.
+
+    ``source_column`` names the column copied into :attr:`Item.source` (``generator``, ``source``).
+    """
     with open(folder / "manifest.csv", newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if split is None or r["split"] == split]
-    return [Item(r["file"], LABELS.index(r["label"]), str(folder / r["file"])) for r in rows]
+    return [Item(r["file"], LABELS.index(r["label"]), str(folder / r["file"]),
+                 source=r.get(source_column, "") if source_column else "") for r in rows]
 
 
 def rvaa_items(data_dir: Path, split: str) -> list[Item]:
     """RVAA with the fixed stratified 70/15/15 split of its manifest."""
     return manifest_items(data_dir / "rvaa", split)
+
+
+def generators_items(data_dir: Path, split: str) -> list[Item]:
+    """``generators/``: FAKE only, 11 generators (``Item.source``), fixed 70/15/15 split by prompt."""
+    return manifest_items(data_dir / "generators", split, "generator")
+
+
+def real_photos_items(data_dir: Path, split: str) -> list[Item]:
+    """``real_photos/``: REAL only, six photo sources (``Item.source``), fixed 70/15/15 split."""
+    return manifest_items(data_dir / "real_photos", split, "source")
+
+
+def generators_real_items(data_dir: Path, split: str) -> list[Item]:
+    """``generators/`` (FAKE) paired with ``real_photos/`` (REAL): encoded alike, so no format shortcut."""
+    return generators_items(data_dir, split) + real_photos_items(data_dir, split)
 
 
 def mixed_items(data_dir: Path, split: str) -> list[Item]:
@@ -189,13 +209,24 @@ def mixed_items(data_dir: Path, split: str) -> list[Item]:
     return rvaa + [Item(f"cifake:{i.name}", i.label, i.path, i.archive, RVAA_SIDE) for i in cifake]
 
 
-DATASETS = {"cifake": cifake_items, "rvaa": rvaa_items, "mixed": mixed_items}
-COLLECTIONS = {"cifake": ["cifake"], "rvaa": ["rvaa"], "mixed": ["rvaa", "cifake"]}  # where each one's images come from
+def cifake_sample_items(data_dir: Path, split: str) -> list[Item]:
+    """MIXED's CIFAKE part alone (1,200 training images, upscaled as in MIXED): photo-like FAKE and REAL of
+    the same ten classes, a counterweight to the painterly prompts of ``generators/``."""
+    return [i for i in mixed_items(data_dir, split) if i.upscale]
 
 
-def collections(dataset: str) -> list[str]:
-    """The collections a named dataset or a REAL/FAKE folder draws its images from (a checkpoint's ``datasets``)."""
-    return COLLECTIONS.get(dataset) or [Path(dataset).name]
+DATASETS = {"cifake": cifake_items, "rvaa": rvaa_items, "mixed": mixed_items, "generators": generators_items,
+            "real_photos": real_photos_items, "generators_real": generators_real_items,
+            "cifake_sample": cifake_sample_items}
+SINGLE_CLASS = {"generators", "real_photos"}  # one label only: train them together with a source of the other
+COLLECTIONS = {"mixed": ["rvaa", "cifake"], "generators_real": ["generators", "real_photos"],
+               "cifake_sample": ["cifake"]}  # where each composite data set's images come from
+
+
+def collections(*datasets: str) -> list[str]:
+    """The collections named data sets or REAL/FAKE folders draw their images from, each once (a checkpoint's
+    ``datasets``)."""
+    return list(dict.fromkeys(c for d in datasets for c in COLLECTIONS.get(d) or [Path(d).name]))
 
 
 def dataset_items(data: str, data_dir: Path | None, split: str) -> list[Item]:
@@ -219,15 +250,16 @@ BENCHMARKS = {
     "mixed_test": lambda root: mixed_items(root, "test"),
     "mixed_test_dedup": lambda root: exclude(mixed_items(root, "test"), RVAA_TEST_NEAR_DUPLICATES),
     "mixed_test_cifake": lambda root: [i for i in mixed_items(root, "test") if i.upscale],  # its RVAA half: rvaa_test
+    "generators_real_val": lambda root: generators_real_items(root, "val"),
     "faces": lambda root: list_folder(root / "faces"),
     "photos_mixed": lambda root: list_folder(root / "photos_mixed"),
-    "generators_real_photos_test": lambda root: (manifest_items(root / "generators", "test")
-                                                 + manifest_items(root / "real_photos", "test")),
+    "generators_real_photos_test": lambda root: generators_real_items(root, "test"),
 }
 """Named evaluation sets; ``training.evaluate --data NAME`` accepts these names too."""
 
 TEST_BENCHMARKS = {"cifake": ["cifake_test", "cifake_test_dedup", "cifake_test_first2000"],
-                   "rvaa": ["rvaa_test", "rvaa_test_dedup"], "mixed": ["mixed_test", "mixed_test_dedup"]}
+                   "rvaa": ["rvaa_test", "rvaa_test_dedup"], "mixed": ["mixed_test", "mixed_test_dedup"],
+                   "generators_real": ["generators_real_photos_test"], "cifake_sample": ["mixed_test_cifake"]}
 """The test metrics recorded in a checkpoint trained on each named dataset."""
 
 
@@ -297,3 +329,29 @@ def decode_arrays(items: list[Item], size: int, tag: str = "images", workers: in
 def labels_of(items: list[Item]) -> np.ndarray:
     """Labels as an int64 array (0 = REAL, 1 = FAKE)."""
     return np.array([i.label for i in items], dtype=np.int64)
+
+
+def source_weights(collections: list[str], labels: np.ndarray, weights: dict[str, float] | None = None,
+                   balance: bool = False) -> np.ndarray:
+    """Per-image sampling weights (mean 1) for a training set joined from several collections.
+
+    ``collections[i]`` names image ``i``'s collection. Without ``weights`` every image counts once; with them,
+    collection ``c`` gets the share ``weights[c] / sum(weights)`` of the total, spread evenly over its images.
+    ``balance`` then rescales so that REAL and FAKE carry equal totals (single-class collections such as
+    ``generators`` and ``real_photos`` are paired that way).
+    """
+    names = np.asarray(collections)
+    result = np.ones(len(names), dtype=np.float64)
+    if weights:
+        missing = sorted(set(names) - set(weights))
+        if missing:
+            raise ValueError(f"No sampling weight for {', '.join(missing)}.")
+        total = sum(weights[c] for c in set(names))
+        for collection in set(names):
+            chosen = names == collection
+            result[chosen] = weights[collection] / total / chosen.sum()
+    if balance:
+        present = [c for c in range(len(LABELS)) if (labels == c).any()]
+        for c in present:
+            result[labels == c] /= result[labels == c].sum() * len(present)
+    return result * len(result) / result.sum()

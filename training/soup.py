@@ -114,7 +114,8 @@ def main(args: argparse.Namespace) -> Path:
     config.command = train.command_line(get_args_parser(), args, "training.soup", always={"data"})
     kind = f"greedy soup of {len(args.checkpoints)} candidates, kept" if args.greedy else "uniform weight average of"
     config.lineage, config.trained_on = lineage, f"{kind} {names}; each: {trained_on}"
-    config.datasets = list(dict.fromkeys(d for c in ingredients for d in c.config.datasets)) or data.collections(args.data)
+    config.datasets = list(dict.fromkeys(d for c in ingredients for d in c.config.datasets)) or data.collections(
+        args.data)
     config.recipe = {"soup": "greedy" if args.greedy else "uniform", "data": args.data, "half": args.half,
                      "ingredients": [c.config.recipe for c in ingredients]}
     if accuracy is None:  # a greedy soup was measured while it was chosen

@@ -55,7 +55,13 @@ def share(text: str) -> float:
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train a GAUNTLET detector checkpoint.")
     parser.add_argument("--arch", default="baseline_cnn", help="architecture name (gauntlet.models)")
-    parser.add_argument("--data", default="cifake", help="cifake, rvaa, mixed, or a folder with REAL/ and FAKE/")
+    parser.add_argument("--data", nargs="+", default=["cifake"],
+                        help="one or more training collections: cifake, rvaa, mixed, generators, real_photos, "
+                             "generators_real, or folders with REAL/ and FAKE/ (several are joined)")
+    parser.add_argument("--weights", nargs="*", default=[], metavar="NAME=W",
+                        help="sampling share of each --data collection (default: in proportion to its size)")
+    parser.add_argument("--balance", action="store_true",
+                        help="draw REAL and FAKE training images equally often (pairs single-class collections)")
     parser.add_argument("--data-dir", default=None, help="data directory (default: GAUNTLET_DATA_DIR or ../shared/data)")
     parser.add_argument("--input-size", type=int, default=None, help="square input side (default: the architecture's)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs with every layer trainable")
@@ -115,14 +121,59 @@ def recipe(args: argparse.Namespace, input_size: int) -> dict[str, Any]:
     return {**{k: v for k, v in vars(args).items() if k not in NOT_RECIPE}, "input_size": input_size}
 
 
-def _items(args: argparse.Namespace, split: str) -> list[data.Item]:
-    items = data.dataset_items(args.data, args.data_dir, split)
-    limit = min(filter(None, [args.limit, args.val_size if split == "val" else None]), default=None)
+def sources_of(args: argparse.Namespace) -> list[str]:
+    """The ``--data`` collections as a list (older runs and ``training.soup`` pass one name)."""
+    return [args.data] if isinstance(args.data, str) else list(args.data)
+
+
+def source_items(args: argparse.Namespace, source: str, split: str) -> list[data.Item]:
+    items = data.dataset_items(source, args.data_dir, split)
+    val_size = getattr(args, "val_size", None) if split == "val" else None
+    limit = min(filter(None, [args.limit, val_size]), default=None)
     return data.interleave(items, limit) if limit else items
 
 
+def _items(args: argparse.Namespace, split: str) -> list[data.Item]:
+    return [item for source in sources_of(args) for item in source_items(args, source, split)]
+
+
+def _collections(args: argparse.Namespace, split: str) -> list[str]:
+    """The collection of each of ``_items(args, split)``, in the same order."""
+    return [source for source in sources_of(args) for _ in source_items(args, source, split)]
+
+
 def _tag(args: argparse.Namespace, split: str) -> str:
-    return f"{Path(args.data).name}-{split}"
+    return f"{'+'.join(Path(source).name for source in sources_of(args))}-{split}"
+
+
+def parse_weights(pairs: list[str]) -> dict[str, float]:
+    """``["generators=2", "rvaa=1"]`` -> ``{"generators": 2.0, "rvaa": 1.0}`` (a clear exit on a typo)."""
+    weights = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise SystemExit(f"--weights {pair!r}: write NAME=NUMBER, e.g. rvaa=2.") from None
+    return weights
+
+
+def epoch_order(args: argparse.Namespace, epoch: int, count: int, weights: np.ndarray | None) -> np.ndarray:
+    """Indices of one epoch: a seeded permutation, or (with per-image ``weights``) a seeded weighted draw."""
+    size = args.epoch_size or count
+    if weights is None:
+        generator = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+        return torch.randperm(count, generator=generator)[:size].numpy()
+    rng = np.random.default_rng(args.seed * 1000 + epoch)
+    return rng.choice(count, size=size, replace=True, p=weights / weights.sum())
+
+
+def sampling_weights(args: argparse.Namespace, labels: np.ndarray) -> np.ndarray | None:
+    """Per-image draw weights for ``--weights`` / ``--balance`` (None: a plain permutation)."""
+    if not args.weights and not args.balance:
+        return None
+    return data.source_weights(_collections(args, "train"), labels, parse_weights(args.weights) or None,
+                               args.balance)
 
 
 def make_optimizer(args: argparse.Namespace, params, lr: float) -> torch.optim.Optimizer:
@@ -149,11 +200,11 @@ def _set_trainable(model: nn.Module, phase: str) -> list[nn.Parameter]:
 
 
 def train_epoch(model: nn.Module, detector: Detector, optimizer: torch.optim.Optimizer, arrays: np.ndarray,
-                labels: np.ndarray, args: argparse.Namespace, epoch: int) -> float:
-    """One pass over a seeded permutation (``--epoch-size`` images of it); returns the mean loss."""
+                labels: np.ndarray, args: argparse.Namespace, epoch: int, weights: np.ndarray | None = None) -> float:
+    """One pass over a seeded permutation or weighted draw (``--epoch-size`` images); returns the mean loss."""
     phase, first, count, peak = _phase(args, epoch)
     generator = torch.Generator().manual_seed(args.seed * 1000 + epoch)
-    order = torch.randperm(len(arrays), generator=generator)[:args.epoch_size or len(arrays)].numpy()
+    order = epoch_order(args, epoch, len(arrays), weights)
     steps = math.ceil(len(order) / args.batch_size)
     total, losses = steps * count, []
     bar = tqdm(range(steps), desc=f"epoch {epoch + 1} ({phase})", unit="batch")
@@ -213,7 +264,9 @@ def _load_state(run_dir: Path, args: argparse.Namespace) -> dict[str, Any] | Non
     if not path.is_file():
         return None
     state = torch.load(path, map_location="cpu", weights_only=False)
-    before, now = state["args"], vars(args)
+    before, now = dict(state["args"]), vars(args)
+    if isinstance(before.get("data"), str):  # runs begun when --data took one name
+        before["data"] = [before["data"]]
     defaults = vars(get_args_parser().parse_args(["--out", now["out"]]))  # options added since the run began
     changed = sorted(k for k in (set(before) | set(now)) - RESUME_IGNORES
                      if before.get(k, defaults.get(k)) != now.get(k))
@@ -230,7 +283,11 @@ def _save_state(run_dir: Path, state: dict[str, Any]) -> None:
 
 
 def _describe(args: argparse.Namespace, sizes: dict[str, int]) -> str:
-    source = args.data if args.data in data.DATASETS else f"folder {Path(args.data).name}"
+    source = " + ".join(s if s in data.DATASETS else f"folder {Path(s).name}" for s in sources_of(args))
+    if args.weights:
+        source += f" (shares {', '.join(args.weights)})"
+    if args.balance:
+        source += ", classes balanced"
     schedule = f"{args.head_epochs} head + {args.epochs} full epochs" if args.head_epochs else f"{args.epochs} epochs"
     extras = ", ImageNet start" if args.pretrained else ""
     extras += f", started from checkpoint {args.init}" if args.init else ""
@@ -265,7 +322,8 @@ def fit(args: argparse.Namespace, model: nn.Module, detector: Detector, run_dir:
             optimizer, optimizer_phase = make_optimizer(args, params, _phase(args, epoch)[3]), phase
             if state.get("optimizer_phase") == phase:
                 optimizer.load_state_dict(state["optimizer"])
-        loss = train_epoch(model, detector, optimizer, arrays["train"], labels["train"], args, epoch)
+        loss = train_epoch(model, detector, optimizer, arrays["train"], labels["train"], args, epoch,
+                           weights=sampling_weights(args, labels["train"]))
         val = validate(model, detector, arrays["val"], labels["val"], args.batch_size, args.device)
         record = {"epoch": epoch + 1, "phase": phase, "train_loss": loss, "val_loss": val["loss"],
                   "val_accuracy": val["accuracy"]}
@@ -313,7 +371,7 @@ def main(args: argparse.Namespace) -> Path:
     model = build_model(args.arch, size, pretrained=args.pretrained)
     config = CheckpointConfig(architecture=args.arch, input_size=size, name=name, display_name=args.display_name,
                               description=args.description, command=command_line(get_args_parser(), args),
-                              datasets=data.collections(args.data), recipe=recipe(args, size))
+                              datasets=data.collections(*sources_of(args)), recipe=recipe(args, size))
     if args.init:
         start = load_checkpoint(args.init, get_settings().checkpoints_dir)
         model.load_state_dict(start.model.state_dict())
@@ -324,7 +382,26 @@ def main(args: argparse.Namespace) -> Path:
                      else (state["history"][-1], state["model"]))
     model.cpu().load_state_dict(weights)
     config.trained_on = _describe(args, state["sizes"])
+    config.sources = sources_record(args)
+    config.class_balance = args.balance
     return finish(model, config, args, out, kept)
+
+
+def sources_record(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """What ``config.sources`` records: each ``--data`` source, its sampling weight and its images per split."""
+    weights = parse_weights(args.weights)
+    return [{"name": source, "weight": weights.get(source),
+             **{split: len(source_items(args, source, split)) for split in ("train", "val")}}
+            for source in sources_of(args)]
+
+
+def test_items(args: argparse.Namespace) -> dict[str, list[data.Item]]:
+    """The test sets of every training collection (single-class ones are measured as their pair)."""
+    sources = ["generators_real" if s in data.SINGLE_CLASS else s for s in sources_of(args)]
+    sets = {name: items for source in dict.fromkeys(sources) for name, items in data.test_sets(source, args.data_dir).items()}
+    if args.limit:
+        sets = {n: data.interleave(i, args.limit) for n, i in sets.items()}
+    return sets
 
 
 def finish(model: nn.Module, config: CheckpointConfig, args: argparse.Namespace, out: Path,
@@ -338,9 +415,7 @@ def finish(model: nn.Module, config: CheckpointConfig, args: argparse.Namespace,
     if args.half:
         to_half(out)
     saved = load_folder(out)
-    items = data.test_sets(args.data, args.data_dir)
-    if args.limit:
-        items = {n: data.interleave(i, args.limit) for n, i in items.items()}
+    items = test_items(args)
     validation = {"accuracy": best["val_accuracy"], "epoch": best["epoch"]}
     if args.half:  # epochs are validated in float32; the checkpoint holds float16 weights, which can differ
         validation["accuracy_as_saved"] = best["val_accuracy_as_saved"] if "val_accuracy_as_saved" in best else \

@@ -118,7 +118,7 @@ class CachedAblationCAM(AblationCAM):
             for i, target in enumerate(targets):
                 maps = torch.from_numpy(activations[i])
                 original = float(target(self.outputs[i]))
-                if linear is not None:
+                if linear is not None and linear.in_features == maps.shape[0]:  # the head reads this map alone
                     ablated = self.closed_form_scores(maps, linear, target, original)
                 else:
                     ablated = self.tail_scores(maps, tail, target, original)
@@ -136,9 +136,14 @@ class CachedAblationCAM(AblationCAM):
 
     def tail_scores(self, maps: torch.Tensor, tail: list[nn.Module], target: Callable,
                     original: float) -> np.ndarray | None:
-        """Scores with each channel ablated, running only ``tail`` (None if it does not reproduce ``original``)."""
+        """Scores with each channel ablated, running only ``tail`` (None if it does not reproduce ``original``,
+        e.g. when the head also reads earlier stages, as in ``lite0_pooled``, and so cannot take this map alone)."""
         run = nn.Sequential(*tail)
-        if not np.isclose(float(target(run(maps[None])[0])), original, rtol=1e-4, atol=1e-5):
+        try:
+            reproduced = float(target(run(maps[None])[0]))
+        except RuntimeError:
+            return None
+        if not np.isclose(reproduced, original, rtol=1e-4, atol=1e-5):
             return None
         value, scores = ablation_value(maps), []
         for start in range(0, maps.shape[0], self.batch_size):
