@@ -76,7 +76,7 @@ def test_a_newcomer_plays_a_whole_faces_round_offline(page, server):
     for number in range(1, FACES_ROUND + 1):
         page.get_by_text(f"image {number} of {FACES_ROUND}").first.wait_for()
         page.get_by_role("button", name="📷 Real" if number % 2 else "🤖 AI").click()
-        page.get_by_text("What to look for:").first.wait_for()
+        page.get_by_text("What to look for").first.wait_for()
         page.get_by_role("button", name="Next image ➜").click()
     score = page.get_by_text(f"/ {FACES_ROUND} right").first
     score.wait_for()
