@@ -56,8 +56,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     lab = ForensicsLab(catalog, settings.max_pixels, int(settings.max_upload_mb * 1024 * 1024))
     folder = Path(settings.data_dir) / "rvaa"
     paths = [str(folder / name) for name, _ in rvaa_test_images(args.images)]
-    heatmaps = {path: [(e.method, e.heatmap) for e in catalog.analyse(
-        path, key, ["grad_cam", "score_cam", "ablation_cam"]).explanations] for path in paths}
+    heatmaps = {path: [(r.method, r.explanation.heatmap) for r in catalog.analyse(
+        path, key, ["grad_cam", "score_cam", "ablation_cam"]).results] for path in paths}
     load = os.getloadavg()[0]
     timed = {"laundering": median_s(lambda path: lab.launder(path, key), paths),
              "frequency": median_s(lab.frequency, paths),
