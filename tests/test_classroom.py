@@ -47,6 +47,9 @@ def test_nicknames_are_limited_unique_and_escaped(store):
     for bad in ["", " ", "x" * 21, "<script>", "[a](http://x)", "**bold**", "a\x07b", "![i](x)"]:
         with pytest.raises(RoomError, match="nickname"):
             store.join(code, bad)
+    for abusive in ["shit head", "B1tch"]:
+        with pytest.raises(RoomError, match="choose another nickname"):
+            store.join(code, abusive)
     store.join(code, "Zoë_O'Neil-2")
     with pytest.raises(RoomError, match="already called"):
         store.join(code, "zoë_o'neil-2")

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from better_profanity import profanity
+
 from ..errors import UserError
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: easy to read off a projector
@@ -133,6 +135,8 @@ def clean_nickname(nickname: str) -> str:
     if not 1 <= len(name) <= NICKNAME_MAX or not NICKNAME_PATTERN.match(name):
         raise RoomError(f"Choose a nickname of 1 to {NICKNAME_MAX} characters: letters, digits, spaces, "
                         "and . ' - _")
+    if profanity.contains_profanity(name):  # shown on the projector: swear words and their leetspeak spellings
+        raise RoomError("Please choose another nickname: this one will be on the class's screen.")
     return name
 
 
