@@ -40,3 +40,4 @@ class Analysis:
     track_record: str = ""  # how often this model was right on its test set (see gauntlet.present.track_record)
     model_key: str = ""
     content_key: str = ""  # hash of the pixels (gauntlet.images.content_key): finished explanations are cached by it
+    preview_file: str | None = None  # the decoded image saved once (WebP): served to many visitors, never re-encoded

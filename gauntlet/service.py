@@ -96,6 +96,7 @@ class ModelCatalog:
         self.explanation_workers = max(1, explanation_workers)
         self.cache: SharedLRU[MethodResult] = SharedLRU(explanation_cache, on_evict=_forget_overlay_file)
         self._overlay_dir = Path(tempfile.mkdtemp(prefix="gauntlet-overlays-")) if explanation_cache > 0 else None
+        self.previews: SharedLRU[str] = SharedLRU(explanation_cache, on_evict=_forget_file)
         self._detectors: dict[str, Detector] = {}
         self._explainers: dict[str, list[ExplainerSet]] = {}
         self._idle: dict[str, queue.SimpleQueue[ExplainerSet]] = {}
@@ -151,9 +152,19 @@ class ModelCatalog:
         """
         image = load_image(source, max_pixels=self.max_pixels)
         detector = self.detector(key)
+        pixels = content_key(image)
         return Analysis(image=image, prediction=detector.predict(image), model_label=self.entries[key].label,
                         track_record=track_record(detector.config, self.unseen.get(key)), model_key=key,
-                        content_key=content_key(image))
+                        content_key=pixels, preview_file=self._preview_file(image, pixels))
+
+    def _preview_file(self, image: Image.Image, pixels: str) -> str | None:
+        """The decoded upload as a file, written once per picture (a class uploading the same example shares it)."""
+        path = self.previews.get(pixels)
+        if path is None or not Path(path).is_file():
+            path = self._image_file(image, ("preview", pixels))
+            if path:
+                self.previews.put(pixels, path)
+        return path
 
     def explain_stream(self, verdict: Analysis, methods: list[str], variant: str = "fast", layers: str = "last",
                        progress: ProgressFn = None, faithfulness: bool = False) -> Iterator[Analysis]:
@@ -231,13 +242,13 @@ class ModelCatalog:
                     prepared, target=verdict.prediction.predicted_index,
                     time_limit_s=self.explain_timeout_s)
                 shown = overlay(explanation.image, explanation.heatmap)
-                done = MethodResult(explanation, shown, overlay_file=self._overlay_file(shown, key))
+                done = MethodResult(explanation, shown, overlay_file=self._image_file(shown, key))
             if faithfulness:
                 done = replace(done, faithfulness=explanation_faithfulness(
                     explainers.detector, done.explanation, prepared=prepared))
         return done
 
-    def _overlay_file(self, image: Image.Image, key: tuple[str, str, str, str, str]) -> str | None:
+    def _image_file(self, image: Image.Image, key: tuple[str, ...]) -> str | None:
         """``image`` saved (WebP) under a name made from the cache key; written to a temporary name and
         renamed into place, so a visitor reading the file never sees it half written. None without a cache."""
         if self._overlay_dir is None:
@@ -262,7 +273,11 @@ class ModelCatalog:
 def _forget_overlay_file(result: MethodResult) -> None:
     """A result left the cache: its overlay file goes too (gradio keeps its own copy of what it served)."""
     if result.overlay_file:
-        Path(result.overlay_file).unlink(missing_ok=True)
+        _forget_file(result.overlay_file)
+
+
+def _forget_file(path: str) -> None:
+    Path(path).unlink(missing_ok=True)
 
 
 def example_images(data_dir: Path | None, per_class: int = 2) -> list[str]:

@@ -53,7 +53,8 @@ def test_handler_streams_verdict_gallery_and_notes(checkpoints, photo):
     assert [len(step[out.gallery]) for step in steps] == [0, 1, 2], "each explanation appears as it finishes"
     assert "Still working on: Score-CAM, Grad-CAM" in steps[0][out.notes]
     final = steps[-1]
-    assert final[out.preview].size == (50, 40)
+    with Image.open(final[out.preview]) as preview:  # written once per picture: a file, never re-encoded per visitor
+        assert preview.size == (50, 40)
     assert set(final[out.verdict]) == {"REAL", "FAKE"}
     assert [caption.split(" (")[0] for _, caption in final[out.gallery]] == ["Grad-CAM", "Score-CAM"]
     assert "Still working" not in final[out.notes]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -263,3 +264,17 @@ def test_each_explanation_worker_has_its_own_model_copy(tmp_path, rgb_image):
     assert len(models) == 3
     with catalog.explaining("tiny"):  # one worker busy: the other one explains (with one worker this would wait)
         assert len(catalog.analyse(rgb_image, "tiny", ["grad_cam"]).results) == 1
+
+
+def test_a_picture_is_previewed_from_one_file_written_once(tmp_path, rgb_image):
+    """gradio rewrites a returned PIL image in its cache while another visitor may be downloading it: the
+    preview is a file the catalogue writes once (atomically) per picture and reuses, bounded like the cache."""
+    make_checkpoint(tmp_path / "tiny", "baseline_cnn")
+    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path, explanation_cache=1)
+    first = catalog.predict(rgb_image, "tiny").preview_file
+    written = os.stat(first).st_mtime_ns
+    assert catalog.predict(rgb_image.copy(), "tiny").preview_file == first and os.stat(first).st_mtime_ns == written
+    other = catalog.predict(rgb_image.transpose(0), "tiny").preview_file
+    assert other != first and not os.path.exists(first), "the least recently used preview is deleted"
+    assert ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path, explanation_cache=0).predict(
+        rgb_image, "tiny").preview_file is None

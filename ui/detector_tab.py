@@ -53,7 +53,7 @@ def make_predict_handler(predict: Callable[..., Analysis], out: DetectorOutputs)
     def run(path, model_key) -> dict:
         _require_upload(path)
         analysis = predict(path, model_key)
-        return {**_verdict_outputs(analysis, out), out.preview: analysis.image, out.shown: Shown(path, analysis)}
+        return {**_verdict_outputs(analysis, out), out.preview: analysis.preview_file or analysis.image, out.shown: Shown(path, analysis)}
 
     return run
 
@@ -99,7 +99,7 @@ def make_analyse_handler(predict: Callable[..., Analysis], explain_stream: Calla
                 yield partial
         history = (history or [])[-(HISTORY_LIMIT - 1):] + [
             {"verdict": analysis.prediction.verdict_label, "fake": round(analysis.prediction.fake_probability, 4)}]
-        yield {**partial, out.preview: analysis.image, out.history: history, out.shown: Shown(path, verdict),
+        yield {**partial, out.preview: analysis.preview_file or analysis.image, out.history: history, out.shown: Shown(path, verdict),
                out.explanations: [result.explanation for result in analysis.results]}
 
     return run
