@@ -726,15 +726,19 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    data_root = Path(args.data_root) if args.data_root else None
-    decks = load_decks(Path(args.folder), data_root, args.hub_offline)
+    decks = load_decks(Path(args.folder), _optional_root(args), args.hub_offline)
     for deck in decks:
         print(check_line(deck))
     return 0 if decks and all(d.available for d in decks) else 1
 
 
+def _optional_root(args: argparse.Namespace) -> Path | None:
+    """``--data-root`` (default: the configured data folder), or None when there is none."""
+    return Path(args.data_root) if args.data_root else None
+
+
 def _data_root(args: argparse.Namespace) -> Path:
-    data_root = Path(args.data_root) if args.data_root else None
+    data_root = _optional_root(args)
     if data_root is None:
         raise DeckError("no data folder: pass --data-root or set GAUNTLET_DATA_DIR")
     return data_root
@@ -749,8 +753,7 @@ def _cmd_vendor(args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    data_root = Path(args.data_root) if args.data_root else None
-    commit = publish(Path(args.deck), args.repo, data_root, args.private, args.message)
+    commit = publish(Path(args.deck), args.repo, _optional_root(args), args.private, args.message)
     print(f"Published the images of {args.deck} to the Hub dataset {args.repo} at revision {commit}; "
           f"the deck file now names them (hub_repo, hub_revision, sha256).")
     return 0

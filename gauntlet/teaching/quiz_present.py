@@ -98,14 +98,6 @@ def model_outcome(prediction: Prediction, truth: str) -> str:
     return f"The model was **{lean}**."
 
 
-def model_outcome(prediction: Prediction, truth: str) -> str:
-    """Whether the model was right; for a "not sure" verdict, that it gave none and where its lean pointed."""
-    lean = "right" if prediction.predicted_label == truth else "wrong"
-    if not prediction.sure:
-        return f"The model gave **no verdict** (its lean was {lean})."
-    return f"The model was **{lean}**."
-
-
 def summary_markdown(summary: Summary) -> str:
     """The player's score against the model's on the same images."""
     if not summary.total:
