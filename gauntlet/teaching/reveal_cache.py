@@ -24,7 +24,7 @@ from PIL import Image
 from ..detector import Prediction
 from ..explain import available_variants
 from ..service import ModelCatalog
-from .decks import DeckItem, item_image
+from .decks import DeckError, DeckItem, item_image
 
 PREFERRED_VARIANT = "fast"
 
@@ -74,7 +74,7 @@ class RevealCache:
 
     def _item_key(self, item: DeckItem) -> str:
         if item.ref is None:
-            raise ValueError(f"The image of {item.id!r} is not available.")
+            raise DeckError(f"The image of {item.id!r} is not available.")
         stat = item.ref.path.stat()
         return hashlib.sha256(f"{item.image}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
 
