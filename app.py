@@ -43,7 +43,8 @@ def build_app(catalog: ModelCatalog, settings: Settings, quiz: Quiz | None = Non
                 lab = ForensicsLab(catalog, settings.max_pixels, int(settings.max_upload_mb * 1024 * 1024),
                                    settings.explain_timeout_s)
                 build_detector_tab(catalog.predict, catalog.explain_stream, catalog.choices(), catalog.default_key,
-                                   detector_examples(settings), settings.predict_concurrency, lab)
+                                   detector_examples(settings), settings.predict_concurrency, lab,
+                                   settings.analyse_concurrency)
             with gr.Tab("Spot the fake"):
                 build_quiz_tab(demo, quiz, catalog.choices(), catalog.default_key, quiz_progress)
             with gr.Tab("Classroom", id=CLASSROOM_TAB):

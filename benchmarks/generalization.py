@@ -29,6 +29,7 @@ import torch
 
 from gauntlet.checkpoint import bundled_names, load_folder
 from gauntlet.detector import Detector
+from gauntlet.model_card import GENERALIZATION
 from gauntlet.training_sets import collection_name, never_trained_on
 from gauntlet.service import default_bundled_model
 from gauntlet.settings import REPO_ROOT, get_settings
@@ -43,7 +44,7 @@ ROBUSTNESS_SETS = ("rvaa_test", "faces")
 REFERENCE = "none"  # the robustness key of the untransformed images
 JPEG_QUALITY = 75
 SET_KEYS = ("accuracy", "n", "accuracy_ci95", "coverage", "accuracy_when_sure")
-DEFAULT_JSON = REPO_ROOT / "docs" / "benchmarks" / "generalization.json"
+DEFAULT_JSON = GENERALIZATION
 README = REPO_ROOT / "README.md"
 README_BEGIN, README_END = "<!-- generalization:begin -->", "<!-- generalization:end -->"
 

@@ -14,6 +14,7 @@ from .settings import REPO_ROOT
 CARD_PATH = REPO_ROOT / "MODEL_CARD.md"
 DOCS_DIR = REPO_ROOT / "docs" / "model_card"
 CROSS_EVAL = "cross_eval.json"  # written by python -m training.model_card --evaluate
+GENERALIZATION = REPO_ROOT / "docs" / "benchmarks" / "generalization.json"  # python -m benchmarks.generalization
 UNSEEN_BENCHMARKS = ("faces", "photos_mixed")  # quiz collections that no checkpoint is trained on
 BENCHMARK_TITLES = {  # benchmark names of training.data, as people read them
     "cifake_test": "CIFAKE test (official)", "cifake_test_dedup": "CIFAKE test without the 378 leaked",
@@ -47,10 +48,11 @@ def split_summary(card_markdown: str) -> tuple[str, str]:
     return (head, found.lstrip("\n") + rest) if found else (card_markdown, "")
 
 
-def unseen_accuracy(path: Path = DOCS_DIR / CROSS_EVAL) -> dict[str, dict[str, tuple[float, int]]]:
-    """Per checkpoint name, its measured (accuracy, images) on the never-trained-on benchmarks; {} without results."""
+def unseen_accuracy(path: Path = GENERALIZATION) -> dict[str, dict[str, tuple[float, int]]]:
+    """Per checkpoint name, its measured (accuracy, images) on each collection it never trained on, from the
+    generalization benchmark's JSON (``python -m benchmarks.generalization``); {} without results."""
     if not path.is_file():
         return {}
-    cross = json.loads(path.read_text())
-    return {name: {b: (results[b]["accuracy"], cross["n"][b]) for b in UNSEEN_BENCHMARKS if b in results}
-            for name, results in cross["results"].items()}
+    checkpoints = json.loads(path.read_text())["checkpoints"]
+    return {name: {name_of_set: (result["accuracy"], result["n"]) for name_of_set, result in entry["sets"].items()}
+            for name, entry in checkpoints.items()}

@@ -71,6 +71,7 @@ class Settings:
     queue_max_size: int
     concurrency_limit: int
     predict_concurrency: int
+    analyse_concurrency: int
     torch_threads: int
     explanation_cache: int
     default_models: tuple[str, ...]
@@ -98,6 +99,7 @@ def get_settings() -> Settings:
         queue_max_size=_env_int("GAUNTLET_QUEUE_MAX_SIZE", 64),
         concurrency_limit=_env_int("GAUNTLET_CONCURRENCY", 1),
         predict_concurrency=_env_int("GAUNTLET_PREDICT_CONCURRENCY", 4),
+        analyse_concurrency=_env_int("GAUNTLET_ANALYSE_CONCURRENCY", 8),
         torch_threads=_env_int("GAUNTLET_TORCH_THREADS", 1),
         explanation_cache=_env_int("GAUNTLET_EXPLANATION_CACHE", 256),
         default_models=tuple(m.strip() for m in models.split(",") if m.strip()),

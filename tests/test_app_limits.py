@@ -161,3 +161,18 @@ def test_api_callers_cannot_make_the_app_read_files_or_fetch_urls(server, work, 
         event = http.post(server.url + "gradio_api/call/analyse", json=payload).json()["event_id"]
         stream = http.get(server.url + f"gradio_api/call/analyse/{event}").text
     assert stream.startswith("event: error") and "root:" not in stream and "SQLite" not in stream, stream[:300]
+
+
+def test_analyses_have_their_own_concurrency_group_wider_than_the_workers():
+    """Analyse requests whose explanations are cached must not queue one by one behind ones being computed:
+    their group holds GAUNTLET_ANALYSE_CONCURRENCY requests, apart from the verdicts' group."""
+    import gradio as gr
+
+    from ui.detector_tab import build_detector_tab
+
+    with gr.Blocks() as demo:
+        build_detector_tab(lambda *a: None, lambda *a, **k: None, [("m", "m")], "m", [], predict_concurrency=3,
+                           analyse_concurrency=6)
+    groups = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in demo.fns.values() if fn.api_name}
+    assert groups["analyse"] == ("analyse", 6)
+    assert groups["predict"] == ("predict", 3)

@@ -56,7 +56,7 @@ def test_readme_models_table_states_the_recorded_accuracy_and_interval():
 
 
 def test_readme_models_table_states_the_stored_never_trained_on_accuracy():
-    """The README's last column is typed by hand too: it must match docs/model_card/cross_eval.json."""
+    """The README's last column is typed by hand too: it must match docs/benchmarks/generalization.json."""
     readme = (REPO / "README.md").read_text()
     for name, unseen in unseen_accuracy().items():
         cell = " / ".join(f"{unseen[b][0]:.2%}" for b in UNSEEN_BENCHMARKS)

@@ -14,7 +14,7 @@ from gauntlet.checkpoint import load_checkpoint, read_config
 from gauntlet.detector import Detector
 from gauntlet.models import NPRResidual, build_model
 from tests.test_training import _synthetic_set
-from training import calibrate, data, probe, train
+from training import augment, calibrate, data, probe, train
 
 
 @pytest.fixture(autouse=True)
@@ -165,7 +165,7 @@ def test_calibrate_writes_the_keys_the_app_reads(two_sources, tmp_path):
 def test_reframe_gives_square_images_bars_and_takes_them_from_the_others():
     import random
 
-    square = probe.reframe(Image.new("RGB", (100, 100)), random.Random(0))
+    square = augment.reframe(Image.new("RGB", (100, 100)), random.Random(0))
     assert sorted(square.size) == [75, 100]
-    wide = probe.reframe(Image.new("RGB", (120, 80)), random.Random(0))
+    wide = augment.reframe(Image.new("RGB", (120, 80)), random.Random(0))
     assert wide.size == (80, 80)

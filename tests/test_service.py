@@ -88,12 +88,12 @@ def test_verdicts_say_how_often_the_model_was_right_on_its_test_set(tmp_path, rg
     assert "40.8% of faces" in worse and "coin" not in worse, "clearly below chance is not a coin toss"
 
 
-def test_unseen_accuracy_reads_the_stored_cross_dataset_results(tmp_path):
+def test_unseen_accuracy_reads_the_generalization_benchmark(tmp_path):
     assert unseen_accuracy(tmp_path / "missing.json") == {}
-    path = tmp_path / "cross.json"
-    path.write_text(json.dumps({"n": {"faces": 400, "rvaa_test": 144}, "results": {
-        "a": {"faces": {"accuracy": 0.5}, "rvaa_test": {"accuracy": 0.9}}}}))
-    assert unseen_accuracy(path) == {"a": {"faces": (0.5, 400)}}
+    path = tmp_path / "generalization.json"
+    path.write_text(json.dumps({"default": "a", "checkpoints": {"a": {"unseen_mean": 0.6, "sets": {
+        "faces": {"accuracy": 0.5, "n": 400}, "generators_real_photos_test": {"accuracy": 0.7, "n": 516}}}}}))
+    assert unseen_accuracy(path) == {"a": {"faces": (0.5, 400), "generators_real_photos_test": (0.7, 516)}}
 
 
 def test_analyse_returns_verdict_and_one_overlay_per_method(catalog, tmp_path):
@@ -264,6 +264,17 @@ def test_each_explanation_worker_has_its_own_model_copy(tmp_path, rgb_image):
     assert len(models) == 3
     with catalog.explaining("tiny"):  # one worker busy: the other one explains (with one worker this would wait)
         assert len(catalog.analyse(rgb_image, "tiny", ["grad_cam"]).results) == 1
+
+
+def test_cached_explanations_need_no_idle_worker(tmp_path, rgb_image):
+    """Several analyses run at once (GAUNTLET_ANALYSE_CONCURRENCY): one whose explanations are cached is
+    answered while the only worker is busy, instead of queueing behind it."""
+    make_checkpoint(tmp_path / "tiny", "baseline_cnn")
+    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path, explanation_workers=1)
+    first = catalog.analyse(rgb_image, "tiny", ["grad_cam"])
+    with catalog.explaining("tiny"):  # the only worker is busy: a cached answer must not need it
+        again = catalog.analyse(rgb_image, "tiny", ["grad_cam"])
+    assert again.results[0] is first.results[0]
 
 
 def test_a_picture_is_previewed_from_one_file_written_once(tmp_path, rgb_image):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import random
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from gauntlet.detector import Detector
 from gauntlet.images import load_image
 from tests.conftest import shared_data_or_skip
 from training import data, evaluate, flip, soup, train
-from training.augment import augment, cutmix, mirror, random_crops
+from training.augment import augment, cutmix, degrade_arrays, mirror, random_crops
 
 
 def _synthetic_set(root: Path, per_class: int = 20) -> Path:
@@ -315,3 +316,27 @@ def test_soup_averages_the_weights_and_records_how(synthetic, tmp_path):
     with pytest.raises(SystemExit, match="only checkpoints of one kind"):
         soup.main(soup.get_args_parser().parse_args(
             ["--checkpoints", str(first), str(wider), "--data", str(synthetic), "--out", str(tmp_path / "bad")]))
+
+
+def test_degraded_arrays_are_blurred_or_recompressed_copies_drawn_afresh():
+    rng = np.random.RandomState(0)
+    arrays = rng.randint(0, 255, (6, 32, 32, 3)).astype(np.uint8)
+    untouched = arrays.copy()
+    none = degrade_arrays(arrays, random.Random(0), 0.0)
+    every = degrade_arrays(arrays, random.Random(0), 1.0)
+    assert np.array_equal(none, arrays) and np.array_equal(arrays, untouched), "the cached arrays stay as they are"
+    assert every.shape == arrays.shape and every.dtype == np.uint8
+    changed = [not np.array_equal(a, b) for a, b in zip(every, arrays)]
+    assert 0 < sum(changed), "blur or JPEG touched some images (each is applied with probability 1/2)"
+    assert np.array_equal(every, degrade_arrays(arrays, random.Random(0), 1.0)), "seeded"
+
+
+def test_reframe_run_trains_on_both_shapes_and_says_so(synthetic, tmp_path):
+    out = train.main(_args(synthetic, tmp_path, "--epochs", "1", "--limit", "16", "--reframe", "--degrade", "0.5",
+                           "--balance"))
+    config = load_checkpoint(str(out)).config
+    assert "--reframe" in config.command and "--degrade 0.5" in config.command
+    assert "reframed copy of each training image" in config.trained_on and "blur/JPEG on 50%" in config.trained_on
+    assert config.recipe["reframe"] is True and config.recipe["degrade"] == 0.5
+    cached = sorted(p.name for p in (tmp_path / "cache" / "arrays").glob("*reframed*.npy"))
+    assert len(cached) == 1, "the reframed copies are decoded once and cached"

@@ -1,10 +1,18 @@
-"""The study's augmentation (random flips and rotations of up to 90 degrees), mirroring, CutMix and random crops."""
+"""Augmentations: the study's (random flips and rotations of up to 90 degrees), mirroring, CutMix and random crops on
+normalised batches; Wang et al. 2020's blur + JPEG and reframing on decoded images."""
 from __future__ import annotations
 
+import io
 import math
+import random
 
+import numpy as np
 import torch
+from PIL import Image, ImageFilter
 from torch.nn import functional as F
+from tqdm import tqdm
+
+from training import data
 
 
 def augment(batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -61,3 +69,51 @@ def random_crops(batch: torch.Tensor, side: int, generator: torch.Generator | No
     tops = torch.randint(0, height - side + 1, (n,), generator=generator).tolist()
     lefts = torch.randint(0, width - side + 1, (n,), generator=generator).tolist()
     return torch.stack([image[:, t:t + side, l:l + side] for image, t, l in zip(batch, tops, lefts)])
+
+
+def degrade(image: Image.Image, rng: random.Random) -> Image.Image:
+    """Wang et al. 2020's augmentation: Gaussian blur (sigma 0-3) and JPEG re-compression (quality 30-100),
+    each with probability 1/2."""
+    if rng.random() < 0.5:
+        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.0, 3.0)))
+    if rng.random() < 0.5:
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=rng.randint(30, 100))
+        image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    return image
+
+
+def reframe(image: Image.Image, rng: random.Random) -> Image.Image:
+    """A window of another shape: a (nearly) square image -> its central 4:3 or 3:4 part, any other -> its
+    central square. ``generators/`` is 92 % square and ``real_photos/`` 97 % not, so once padded to a square
+    (as the app does) black bars alone would tell them apart; reframed copies take that cue away."""
+    width, height = image.size
+    if abs(width - height) <= 0.03 * max(width, height):
+        w, h = (width, round(height * 0.75)) if rng.random() < 0.5 else (round(width * 0.75), height)
+    else:
+        w = h = min(width, height)
+    left, top = (width - w) // 2, (height - h) // 2
+    return image.crop((left, top, left + w, top + h))
+
+
+REFRAME_COPY = -1  # the copy number of reframed copies (degraded copies are 1, 2, ...)
+
+
+def transformed_arrays(items: list[data.Item], size: int, copy: int) -> np.ndarray:
+    """Squared, resized arrays of the ``copy``-th degraded copies, or of the reframed ones (``REFRAME_COPY``)."""
+    transform = reframe if copy == REFRAME_COPY else degrade
+    arrays = []
+    for index, item in enumerate(tqdm(items, desc=f"{transform.__name__} copies ({copy})", unit="img")):
+        rng = random.Random(f"{copy}:{index}:{item.path}")
+        arrays.append(data.square_array(transform(data.read_item(item), rng), size))
+    return np.stack(arrays)
+
+
+def degrade_arrays(arrays: np.ndarray, rng: random.Random, share: float) -> np.ndarray:
+    """A copy of a uint8 NHWC batch in which each image, with probability ``share``, went through :func:`degrade`
+    (drawn afresh every time an image is drawn, unlike the probe's fixed copies)."""
+    out = arrays.copy()
+    for index in range(len(out)):
+        if rng.random() < share:
+            out[index] = np.asarray(degrade(Image.fromarray(out[index]), rng), dtype=np.uint8)
+    return out

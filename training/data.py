@@ -23,6 +23,7 @@ import zipfile
 from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -308,22 +309,29 @@ def _cache_path(items: list[Item], size: int, tag: str) -> Path:
 
 def decode_arrays(items: list[Item], size: int, tag: str = "images", workers: int = 0) -> np.ndarray:
     """All items as one uint8 ``N x size x size x 3`` array, cached on disk (outside git) after the first call."""
+    return cached_arrays(items, size, tag, lambda: _decode_all(items, size, tag, workers))
+
+
+def cached_arrays(items: list[Item], size: int, tag: str, make: Callable[[], np.ndarray]) -> np.ndarray:
+    """``make()``'s array for ``items`` at ``size``, saved under the cache dir by ``tag`` and the items' names."""
     path = _cache_path(items, size, tag)
     if path.is_file():
         return np.load(path)
-    jobs = [(item, size) for item in items]
-    progress = dict(total=len(jobs), desc=f"decoding {tag} at {size}px", unit="img")
-    if workers > 1:
-        with Pool(workers, initializer=_fresh_zip_handles) as pool:
-            arrays = list(tqdm(pool.imap(_decode, jobs, chunksize=256), **progress))
-    else:
-        arrays = [_decode(job) for job in tqdm(jobs, **progress)]
-    stacked = np.stack(arrays)
+    stacked = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{uuid.uuid4().hex}.partial.npy")  # side-by-side runs may decode the same set
     np.save(partial, stacked)
     partial.replace(path)
     return stacked
+
+
+def _decode_all(items: list[Item], size: int, tag: str, workers: int) -> np.ndarray:
+    jobs = [(item, size) for item in items]
+    progress = dict(total=len(jobs), desc=f"decoding {tag} at {size}px", unit="img")
+    if workers > 1:
+        with Pool(workers, initializer=_fresh_zip_handles) as pool:
+            return np.stack(list(tqdm(pool.imap(_decode, jobs, chunksize=256), **progress)))
+    return np.stack([_decode(job) for job in tqdm(jobs, **progress)])
 
 
 def labels_of(items: list[Item]) -> np.ndarray:

@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 from gauntlet.checkpoint import WEIGHTS_NAME, bundled_names, load_checkpoint, read_config
 from gauntlet.detector import Detector
-from gauntlet.model_card import BENCHMARK_TITLES, CROSS_EVAL, DETAILS_HEADING, DOCS_DIR, UNSEEN_BENCHMARKS
+from gauntlet.model_card import (BENCHMARK_TITLES, CROSS_EVAL, DETAILS_HEADING, DOCS_DIR, GENERALIZATION,
+                                 UNSEEN_BENCHMARKS)
 from gauntlet.service import default_model_order
 from gauntlet.settings import BUNDLED_CHECKPOINTS, REPO_ROOT, get_settings
 from training import data
@@ -30,7 +31,6 @@ from training.evaluate import evaluate_benchmarks
 from gauntlet.stats import accuracy_interval
 
 LATENCY = "latency.json"
-GENERALIZATION = REPO_ROOT / "docs" / "benchmarks" / "generalization.json"  # python -m benchmarks.generalization
 GENERALIZATION_COMMAND = ("python -m benchmarks.generalization --json docs/benchmarks/generalization.json "
                           "--update-docs")
 TRANSFORM_TITLES = {"none": "as is", "downscale_half": "half size", "centre_crop_70": "70 % centre crop",

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter
 from sklearn.linear_model import LogisticRegression
 from tqdm import tqdm
 
@@ -40,6 +37,7 @@ from gauntlet.detector import Detector
 from gauntlet.models import PooledStagesFeatures, build_model, get_architecture
 from gauntlet.settings import get_settings
 from training import data
+from training.augment import REFRAME_COPY, transformed_arrays
 from training.evaluate import evaluate_benchmarks, evaluate_items
 from training.train import command_line, parse_weights, source_items, sources_of, sources_record, test_items
 
@@ -106,44 +104,6 @@ def check_sources(args: argparse.Namespace) -> None:
 def unit_of(collection: str, item: data.Item) -> str:
     """The LOSO source of an item: its generator or photo source inside a collection, else the collection."""
     return f"{collection}:{item.source}" if item.source else collection
-
-
-def degrade(image: Image.Image, rng: random.Random) -> Image.Image:
-    """Wang et al. 2020's augmentation: Gaussian blur (sigma 0-3) and JPEG re-compression (quality 30-100),
-    each with probability 1/2."""
-    if rng.random() < 0.5:
-        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.0, 3.0)))
-    if rng.random() < 0.5:
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=rng.randint(30, 100))
-        image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-    return image
-
-
-def reframe(image: Image.Image, rng: random.Random) -> Image.Image:
-    """A window of another shape: a (nearly) square image -> its central 4:3 or 3:4 part, any other -> its
-    central square. ``generators/`` is 92 % square and ``real_photos/`` 97 % not, so once padded to a square
-    (as the app does) black bars alone would tell them apart; reframed copies take that cue away."""
-    width, height = image.size
-    if abs(width - height) <= 0.03 * max(width, height):
-        w, h = (width, round(height * 0.75)) if rng.random() < 0.5 else (round(width * 0.75), height)
-    else:
-        w = h = min(width, height)
-    left, top = (width - w) // 2, (height - h) // 2
-    return image.crop((left, top, left + w, top + h))
-
-
-REFRAME_COPY = -1  # the copy number of reframed copies (degraded copies are 1, 2, ...)
-
-
-def transformed_arrays(items: list[data.Item], size: int, copy: int) -> np.ndarray:
-    """Squared, resized arrays of the ``copy``-th degraded copies, or of the reframed ones (``REFRAME_COPY``)."""
-    transform = reframe if copy == REFRAME_COPY else degrade
-    arrays = []
-    for index, item in enumerate(tqdm(items, desc=f"{transform.__name__} copies ({copy})", unit="img")):
-        rng = random.Random(f"{copy}:{index}:{item.path}")
-        arrays.append(data.square_array(transform(data.read_item(item), rng), size))
-    return np.stack(arrays)
 
 
 @torch.no_grad()

@@ -33,7 +33,7 @@ from gauntlet.detector import Detector
 from gauntlet.models import build_model, get_architecture
 from gauntlet.settings import get_settings
 from training import data
-from training.augment import augment, cutmix, mirror, random_crops
+from training.augment import REFRAME_COPY, augment, cutmix, degrade_arrays, mirror, random_crops, transformed_arrays
 from training.evaluate import confusion_metrics, evaluate_benchmarks, evaluate_items
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--augment", action="store_true", help="random rotations up to 90 degrees and flips")
     parser.add_argument("--hflip", action="store_true",
                         help="mirror training images left-right at random (flips without --augment's rotations)")
+    parser.add_argument("--degrade", type=share, default=0.0,
+                        help="share of drawn training images blurred and/or JPEG re-compressed (Wang et al. 2020)")
+    parser.add_argument("--reframe", action="store_true",
+                        help="add a reframed copy of every training image (square ones cut to 4:3 or 3:4, others to "
+                             "their central square), so that padding bars stop telling the classes apart")
     parser.add_argument("--cutmix", type=share, default=0.0,
                         help="share of batches mixed with CutMix (after --augment), 0 to 1")
     parser.add_argument("--crop", type=int, default=None,
@@ -176,6 +181,15 @@ def sampling_weights(args: argparse.Namespace, labels: np.ndarray) -> np.ndarray
                                args.balance)
 
 
+def _with_reframed(args: argparse.Namespace, items: list[data.Item], arrays: np.ndarray, labels: np.ndarray,
+                   weights: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The training set plus a reframed copy of each image (same label, same draw weight as its original)."""
+    reframed = data.cached_arrays(items, size, f"{_tag(args, 'train')}-reframed",
+                           lambda: transformed_arrays(items, size, REFRAME_COPY))
+    return (np.concatenate([arrays, reframed]), np.concatenate([labels, labels]),
+            None if weights is None else np.concatenate([weights, weights]))
+
+
 def make_optimizer(args: argparse.Namespace, params, lr: float) -> torch.optim.Optimizer:
     """Adam or AdamW over ``params`` (weight decay: ``--weight-decay`` or the optimizer's default)."""
     kwargs = {} if args.weight_decay is None else {"weight_decay": args.weight_decay}
@@ -212,7 +226,10 @@ def train_epoch(model: nn.Module, detector: Detector, optimizer: torch.optim.Opt
         for group in optimizer.param_groups:
             group["lr"] = peak * 0.5 * (1 + math.cos(math.pi * ((epoch - first) * steps + step) / total))
         index = np.sort(order[step * args.batch_size:(step + 1) * args.batch_size])
-        batch = detector.to_tensor(arrays[index])
+        drawn = arrays[index]
+        if args.degrade:
+            drawn = degrade_arrays(drawn, random.Random(f"{args.seed}:{epoch}:{step}"), args.degrade)
+        batch = detector.to_tensor(drawn)
         if args.crop:
             batch = random_crops(batch, args.crop, generator)
         if args.augment:
@@ -292,6 +309,8 @@ def _describe(args: argparse.Namespace, sizes: dict[str, int]) -> str:
     extras = ", ImageNet start" if args.pretrained else ""
     extras += f", started from checkpoint {args.init}" if args.init else ""
     extras += f", random {args.crop} px crops" if args.crop else ""
+    extras += f", blur/JPEG on {args.degrade:.0%} of drawn images" if args.degrade else ""
+    extras += ", plus a reframed copy of each training image" if args.reframe else ""
     extras += ", rotation/flip augmentation" if args.augment else ""
     extras += ", random left-right mirroring" if args.hflip else ""
     extras += f", CutMix on {args.cutmix:.0%} of batches" if args.cutmix else ""
@@ -308,6 +327,10 @@ def fit(args: argparse.Namespace, model: nn.Module, detector: Detector, run_dir:
     sets = {split: _items(args, split) for split in ("train", "val")}
     arrays = {s: data.decode_arrays(i, detector.input_size, _tag(args, s), args.workers) for s, i in sets.items()}
     labels = {s: data.labels_of(i) for s, i in sets.items()}
+    weights = sampling_weights(args, labels["train"])
+    if args.reframe:
+        arrays["train"], labels["train"], weights = _with_reframed(args, sets["train"], arrays["train"],
+                                                                   labels["train"], weights, detector.input_size)
     state = _load_state(run_dir, args) or {"epoch": 0, "history": [], "best": None, "args": vars(args),
                                             "sizes": {s: len(i) for s, i in sets.items()}}
     if state["epoch"]:
@@ -323,7 +346,7 @@ def fit(args: argparse.Namespace, model: nn.Module, detector: Detector, run_dir:
             if state.get("optimizer_phase") == phase:
                 optimizer.load_state_dict(state["optimizer"])
         loss = train_epoch(model, detector, optimizer, arrays["train"], labels["train"], args, epoch,
-                           weights=sampling_weights(args, labels["train"]))
+                           weights=weights)
         val = validate(model, detector, arrays["val"], labels["val"], args.batch_size, args.device)
         record = {"epoch": epoch + 1, "phase": phase, "train_loss": loss, "val_loss": val["loss"],
                   "val_accuracy": val["accuracy"]}

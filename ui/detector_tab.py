@@ -107,12 +107,16 @@ def make_analyse_handler(predict: Callable[..., Analysis], explain_stream: Calla
 
 def build_detector_tab(predict: Callable[..., Analysis], explain_stream: Callable[..., Iterator[Analysis]],
                        model_choices: list[tuple[str, str]], default_model: str | None, examples: list[str],
-                       predict_concurrency: int = 4, lab: ForensicsLab | None = None) -> None:
+                       predict_concurrency: int = 4, lab: ForensicsLab | None = None,
+                       analyse_concurrency: int = 8) -> None:
     """Wire the tab: an upload shows ``predict``'s verdict at once, then ``explain_stream`` adds the explanations;
     with a ``lab``, the forensics panel (provenance, frequency view, agreement, laundering) sits below.
 
     The verdict has its own concurrency group, so it never queues behind slow explanations; the decoded
     upload and its verdict wait in a gr.State, so the explanations neither decode nor score it again.
+    ``analyse_concurrency`` analyses may be under way at once (more than the catalogue's explanation workers):
+    explanations already in the cache come back at once instead of queueing behind ones being computed,
+    which wait for an idle worker inside ``explain_stream``.
     """
 
     history, shown, explanations = gr.State([]), gr.State(None, time_to_live=SHOWN_TTL_S), gr.State([])
@@ -145,7 +149,7 @@ def build_detector_tab(predict: Callable[..., Analysis], explain_stream: Callabl
     explain = dict(fn=make_analyse_handler(predict, explain_stream, out),
                    inputs=[upload, model, methods, variant, layers, history, measure, shown],
                    outputs=[preview, verdict, summary, gallery, notes, history, shown, explanations],
-                   concurrency_limit="default")
+                   concurrency_limit=analyse_concurrency, concurrency_id="analyse")
     clicked = button.click(**explain, api_name="analyse")
     followed = shown_event.success(**explain, api_visibility="private")
     if after_explanations:
