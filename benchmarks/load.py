@@ -1,7 +1,7 @@
 """Load test: N simulated users drive the real app on 127.0.0.1 for a fixed time.
 
     python -m benchmarks.load [--clients 20] [--duration 120] [--ramp-up 10] [--examples 4] [--own-share 0.25]
-                              [--workers N] [--json OUT]
+                              [--workers N] [--think S] [--json OUT]
 
 The app runs as a child process (``python app.py``, see :mod:`benchmarks.server`)
 on a free loopback port. Each user is a ``gradio_client.Client`` (its own
@@ -9,7 +9,10 @@ session) that loops over three kinds of request until the time is up: the
 verdict alone (``/predict``, what an upload triggers), the Analyse button
 (``/analyse`` with the default fast explanations), and a quiz round (guess,
 reveal, next image) when a quiz deck is playable. Every request has a
-timeout, so the run always ends.
+timeout, so the run always ends. By default users click again the moment an
+answer arrives (a closed loop with no think time: each user always has one
+request in flight, so latency is about ``clients / throughput``); ``--think S``
+makes each user look at every answer for S seconds on average first, as people do.
 
 Uploads are what a class sends: every user clicks through the same few example
 images (``--examples``, in the same order, as a teacher would ask), and a share
@@ -127,11 +130,12 @@ class User:
     """
 
     def __init__(self, url: str, model: str, examples: list[Path], deck: str | None, own_folder: Path | None = None,
-                 own_share: float = 0.0, own_seed: int = 0) -> None:
+                 own_share: float = 0.0, own_seed: int = 0, think: float = 0.0) -> None:
         self.client = Client(url, verbose=False, httpx_kwargs={"trust_env": False})
         self.model, self.images, self.deck = model, itertools.cycle(examples), deck
         self.own_folder, self.own_share, self.own_seed = own_folder, own_share, own_seed
         self.chance = random.Random(own_seed)
+        self.think, self.pauses = think, random.Random(f"think:{own_seed}")
         self.saved: dict | None = None
 
     def next_image(self) -> str:
@@ -161,6 +165,11 @@ class User:
         if self.call(self.saved, "score_cam", api_name="/quiz_show")[1] is None:
             self.saved = None
 
+    def pause(self, deadline: float) -> None:
+        """What a person does between clicks: look at the answer for ``think`` seconds on average (0.5-1.5 x)."""
+        if self.think:
+            time.sleep(min(self.pauses.uniform(0.5, 1.5) * self.think, max(0.0, deadline - time.monotonic())))
+
     def request(self, kind: str) -> None:
         {"verdict": self.verdict, "explained": self.explained, "quiz_round": self.quiz_round}[kind]()
 
@@ -184,6 +193,7 @@ def drive(user: User, kinds: list[str], start_at: float, deadline: float, sample
             error = f"{type(err).__name__}: {err}"[:200]
         with lock:
             samples.append(Sample(kind, time.perf_counter() - start, error))
+        user.pause(deadline)
 
 
 def summarise(samples: list[Sample]) -> dict[str, dict]:
@@ -215,7 +225,7 @@ def playable_deck(user: User, deck: str) -> str | None:
 
 def run(clients: int, duration: float, checkpoints: Path | None, architecture: str | None, deck: str,
         ramp_up: float = DEFAULT_RAMP_UP_S, examples: int = DEFAULT_EXAMPLES, own_share: float = DEFAULT_OWN_SHARE,
-        workers: int | None = None) -> dict:
+        workers: int | None = None, think: float = 0.0) -> dict:
     """Start the app, drive it with ``clients`` users for ``duration`` seconds, stop it, report.
 
     ``workers``: the app's explanation workers (``GAUNTLET_CONCURRENCY``; None keeps the app's setting).
@@ -231,11 +241,12 @@ def run(clients: int, duration: float, checkpoints: Path | None, architecture: s
             watch = MemoryWatch(server.pid)
             watch.start()
             samples, kinds = drive_all(server.url, model, make_images(work, examples), deck, clients, duration,
-                                       ramp_up, own_share, work)
+                                       ramp_up, own_share, work, think)
             memory = watch.stop()
             log = server.log_text()
         return {"clients": clients, "duration_s": duration, "ramp_up_s": ramp_up, "model": model, "kinds": kinds,
-                "examples": examples, "own_share": own_share, "workers": workers or get_settings().concurrency_limit,
+                "examples": examples, "own_share": own_share, "think_s": think,
+                "workers": workers or get_settings().concurrency_limit,
                 "latency": summarise(samples), "server_memory": memory, "gradio_cache": folder_size(work / "gradio"),
                 "traceback_in_server_log": "Traceback" in log, "first_traceback": first_traceback(log),
                 "samples": [asdict(s) for s in samples]}
@@ -252,7 +263,7 @@ def first_traceback(log: str) -> str:
 
 
 def drive_all(url: str, model: str, images: list[Path], deck: str, clients: int, duration: float,
-              ramp_up: float = 0.0, own_share: float = 0.0, own_folder: Path | None = None
+              ramp_up: float = 0.0, own_share: float = 0.0, own_folder: Path | None = None, think: float = 0.0
               ) -> tuple[list[Sample], list[str]]:
     """Run ``clients`` users in threads until ``duration`` has passed; each starts at a different kind.
 
@@ -260,7 +271,7 @@ def drive_all(url: str, model: str, images: list[Path], deck: str, clients: int,
     spawn them); ``ramp_up=0`` starts everyone at the same instant. Users upload ``images`` in turn, and
     with probability ``own_share`` a new photo of their own, written to ``own_folder``.
     """
-    users = [User(url, model, images, deck, own_folder, own_share, (i + 1) * OWN_SEEDS_PER_USER)
+    users = [User(url, model, images, deck, own_folder, own_share, (i + 1) * OWN_SEEDS_PER_USER, think)
              for i in range(clients)]
     kinds = ["verdict", "explained"] + (["quiz_round"] if playable_deck(users[0], deck) else [])
     samples: list[Sample] = []
@@ -280,7 +291,8 @@ def drive_all(url: str, model: str, images: list[Path], deck: str, clients: int,
 def print_report(result: dict) -> None:
     print(f"\n{result['clients']} clients for {result['duration_s']:.0f} s (arriving over the first "
           f"{result['ramp_up_s']:.0f} s), model {result['model']}, {result['workers']} explanation worker(s); "
-          f"uploads: {result['examples']} shared examples, {result['own_share']:.0%} own photos")
+          f"uploads: {result['examples']} shared examples, {result['own_share']:.0%} own photos; "
+          f"think time {result.get('think_s', 0):g} s")
     print(f"{'kind':<12}{'requests':>9}{'errors':>8}{'p50 s':>8}{'p95 s':>8}{'max s':>8}")
     for kind, row in result["latency"].items():
         print(f"{kind:<12}{row['requests']:>9}{row['errors']:>8}{row['p50_s']:>8}{row['p95_s']:>8}{row['max_s']:>8}")
@@ -308,13 +320,16 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--own-share", type=float, default=DEFAULT_OWN_SHARE,
                         help="share of uploads that are a visitor's own new photo (never cached)")
     parser.add_argument("--workers", type=int, help="explanation workers (GAUNTLET_CONCURRENCY; default: the app's)")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="seconds each user waits between requests, on average (0: none, every user clicks "
+                             "again the moment an answer arrives)")
     parser.add_argument("--json", type=Path, help="write the full result (with every sample) here")
     return parser
 
 
 def main(args: argparse.Namespace) -> dict:
     result = run(args.clients, args.duration, args.checkpoints, args.random, args.deck, args.ramp_up, args.examples,
-                 args.own_share, args.workers)
+                 args.own_share, args.workers, args.think)
     print_report(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

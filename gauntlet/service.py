@@ -6,6 +6,7 @@ state never lives here; the UI keeps it in ``gr.State``.
 """
 from __future__ import annotations
 
+import contextvars
 import copy
 import csv
 import hashlib
@@ -14,10 +15,11 @@ import os
 import queue
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from PIL import Image
 
@@ -37,7 +39,9 @@ from .settings import BUNDLED_CHECKPOINTS, Settings
 
 log = logging.getLogger(__name__)
 DEFAULT_EXPLANATION_CACHE = 256  # finished explanations kept (GAUNTLET_EXPLANATION_CACHE)
-QUICKEST_FIRST = ("grad_cam",)  # streamed before the other methods: one forward and one backward pass
+QUICKEST_FIRST = ("grad_cam",)
+EXPLAIN_NICENESS = 10  # added to explanation threads' nice value: a verdict waiting for the CPU goes first
+T = TypeVar("T")  # streamed before the other methods: one forward and one backward pass
 
 
 @dataclass
@@ -100,6 +104,7 @@ class ModelCatalog:
         self._detectors: dict[str, Detector] = {}
         self._explainers: dict[str, list[ExplainerSet]] = {}
         self._idle: dict[str, queue.SimpleQueue[ExplainerSet]] = {}
+        self._threads: dict[int, ThreadPoolExecutor] = {}  # per explainer set: the one thread that runs it
         self._lock = threading.Lock()
 
     @classmethod
@@ -137,6 +142,7 @@ class ModelCatalog:
                 self._idle[key] = queue.SimpleQueue()
                 for explainers in self._explainers[key]:
                     self._idle[key].put(explainers)
+                    self._threads[id(explainers)] = ThreadPoolExecutor(1, f"explain-{key}", lower_priority)
                 log.info("Loaded model %s from %s", key, checkpoint.source)
             return self._detectors[key]
 
@@ -181,15 +187,20 @@ class ModelCatalog:
         yield replace(verdict, results=list(results))
         missing = sorted((m for m in methods if m not in {r.method for r in results}),
                          key=lambda m: m not in QUICKEST_FIRST)
-        prepared: ModelInput | None = None
-        for method in missing:
-            if progress:
-                progress(len(results) / len(methods), f"{method_title(method)} ({keys[method][3]})")
-            prepared = prepared or self.detector(verdict.model_key).prepare(verdict.image)
-            result = self._explain(verdict, prepared, keys[method], faithfulness, self.cache.get(keys[method]))
-            self.cache.put(keys[method], result)
-            results.append(result)
-            yield replace(verdict, results=list(results))
+        if not missing:
+            return
+        prepared = self.detector(verdict.model_key).prepare(verdict.image)
+        # One worker serves this request's methods in turn: requests are explained one after another instead of
+        # all advancing a method at a time (which would make every visitor wait as long as the slowest).
+        with self.explaining(verdict.model_key) as explainers:
+            for method in missing:
+                if progress:
+                    progress(len(results) / len(methods), f"{method_title(method)} ({keys[method][3]})")
+                result = self._on_worker_thread(explainers, self._explain, explainers, verdict, prepared,
+                                                keys[method], faithfulness, self.cache.get(keys[method]))
+                self.cache.put(keys[method], result)
+                results.append(result)
+                yield replace(verdict, results=list(results))
 
     def _cached(self, key: tuple[str, str, str, str, str], faithfulness: bool) -> MethodResult | None:
         """The finished result under ``key`` if it has all that is asked (faithfulness shown only when asked)."""
@@ -232,21 +243,25 @@ class ModelCatalog:
         chosen = variant if variant in available_variants(method) else "full"
         return verdict.content_key or content_key(verdict.image), verdict.model_key, method, chosen, layers
 
-    def _explain(self, verdict: Analysis, prepared: ModelInput, key: tuple[str, str, str, str, str],
-                 faithfulness: bool, done: MethodResult | None) -> MethodResult:
-        """Run one method on an idle worker's model copy (and measure its faithfulness when asked)."""
-        _, model_key, method, variant, layers = key
-        with self.explaining(model_key) as explainers:
-            if done is None:
-                explanation = explainers.get(method, variant, layers).explain(
-                    prepared, target=verdict.prediction.predicted_index,
-                    time_limit_s=self.explain_timeout_s)
-                shown = overlay(explanation.image, explanation.heatmap)
-                done = MethodResult(explanation, shown, overlay_file=self._image_file(shown, key))
-            if faithfulness:
-                done = replace(done, faithfulness=explanation_faithfulness(
-                    explainers.detector, done.explanation, prepared=prepared))
+    def _explain(self, explainers: ExplainerSet, verdict: Analysis, prepared: ModelInput,
+                 key: tuple[str, str, str, str, str], faithfulness: bool, done: MethodResult | None) -> MethodResult:
+        """Run one method on a worker's model copy (and measure its faithfulness when asked)."""
+        _, _, method, variant, layers = key
+        if done is None:
+            explanation = explainers.get(method, variant, layers).explain(
+                prepared, target=verdict.prediction.predicted_index, time_limit_s=self.explain_timeout_s)
+            shown = overlay(explanation.image, explanation.heatmap)
+            done = MethodResult(explanation, shown, overlay_file=self._image_file(shown, key))
+        if faithfulness:
+            done = replace(done, faithfulness=explanation_faithfulness(
+                explainers.detector, done.explanation, prepared=prepared))
         return done
+
+    def _on_worker_thread(self, explainers: ExplainerSet, work: Callable[..., T], *args) -> T:
+        """``work(*args)`` on the worker's own low-priority thread (with the caller's context: gradio's progress
+        bar follows), so that verdicts and page requests get the CPU first while explanations compute."""
+        context = contextvars.copy_context()
+        return self._threads[id(explainers)].submit(context.run, work, *args).result()
 
     def _image_file(self, image: Image.Image, key: tuple[str, ...]) -> str | None:
         """``image`` saved (WebP) under a name made from the cache key; written to a temporary name and
@@ -268,6 +283,16 @@ class ModelCatalog:
             yield explainers
         finally:
             self._idle[key].put(explainers)
+
+
+def lower_priority() -> None:
+    """Make the calling thread, and threads it starts, yield the CPU to the rest of the process (a per-thread
+    nice value on Linux; elsewhere, or where not allowed, it keeps its priority)."""
+    try:
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + EXPLAIN_NICENESS))
+    except (AttributeError, OSError):
+        log.info("Explanations run at normal priority (no per-thread nice value here)")
 
 
 def _forget_overlay_file(result: MethodResult) -> None:

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from conftest import make_checkpoint
 from gauntlet.checkpoint import read_config, write_config
@@ -77,18 +79,21 @@ def test_a_solo_round_reveals_only_after_the_guess(quiz):
     for position, guess in enumerate(guesses, start=1):
         shown = quiz.show(progress)
         assert (shown.position, shown.total, shown.done) == (position, 6, False)
-        assert shown.image.info == {} and shown.image.mode == "RGB"
+        with Image.open(shown.image_file) as picture:  # a file written once, its name a hash
+            assert picture.mode == "RGB" and not {"exif", "xmp", "icc_profile"} & set(picture.info), "pixels only"
+        assert shown.image_file == quiz.show(progress).image_file, "the same file for every visitor"
+        assert not any(word in Path(shown.image_file).name.lower() for word in ("real", "fake"))
         progress, outcome = quiz.guess(progress, guess)
         assert progress.answers[-1] == [outcome.item.id, guess]
         assert outcome.correct == (guess == TRUTH_OF[outcome.item.id])
-        assert outcome.heatmap.size[0] >= 256 and "What to look for" in reveal_markdown(outcome)
+        assert Image.open(outcome.heatmap_file).size[0] >= 256 and "What to look for" in reveal_markdown(outcome)
     assert quiz.show(progress).done
     summary = quiz.summary(progress)
     assert summary.player_right == sum(g == t for g, t in zip(guesses, TRUTH_OF.values()))
     model_right = sum(quiz.cache.verdict(MODEL, quiz.deck("demo").item(i)).predicted_label == t
                       for i, t in TRUTH_OF.items())
     assert summary.model_right == model_right
-    assert [image.size for image, _, _ in quiz.review_images(summary)] == [(40, 40)] * len(summary.missed)
+    assert [Image.open(file).size for file, _, _ in quiz.review_images(summary)] == [(40, 40)] * len(summary.missed)
     with pytest.raises(ValueError, match="finished"):
         quiz.guess(progress, "REAL")
 
@@ -119,7 +124,7 @@ def test_show_prepares_the_reveal_before_the_guess_and_the_reveal_makes_no_model
     for name in ("analyse", "predict", "detector"):  # precomputed: a reveal must not touch the model
         monkeypatch.setattr(quiz.catalog, name, lambda *a, **k: pytest.fail("the reveal called the model"))
     _, outcome = quiz_fresh.guess(quiz_fresh.start("demo", MODEL), "FAKE")
-    assert outcome.heatmap is not None and outcome.prediction.predicted_label in ("REAL", "FAKE")
+    assert Path(outcome.heatmap_file).is_file() and outcome.prediction.predicted_label in ("REAL", "FAKE")
 
 
 def test_classroom_play_records_first_answers_and_feeds_the_teacher(quiz):

@@ -277,6 +277,32 @@ def test_cached_explanations_need_no_idle_worker(tmp_path, rgb_image):
     assert again.results[0] is first.results[0]
 
 
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread nice values are a Linux feature")
+def test_explanations_compute_on_a_low_priority_thread(tmp_path, rgb_image, monkeypatch):
+    """Verdicts must get the CPU first on a busy 2-core Space: explanations run on the worker's own thread,
+    niced, while the request's own thread (a verdict's, in the app) keeps its priority."""
+    import threading
+
+    from gauntlet.explain.base import Explainer
+    from gauntlet.service import EXPLAIN_NICENESS
+
+    seen = []
+    original = Explainer.explain
+
+    def spy(self, *args, **kwargs):
+        seen.append((threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Explainer, "explain", spy)
+    make_checkpoint(tmp_path / "tiny", "baseline_cnn")
+    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path)
+    catalog.analyse(rgb_image, "tiny", ["grad_cam", "lime"])
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert len(seen) == 2 and len({thread for thread, _ in seen}) == 1, "one worker thread ran both"
+    assert seen[0][0] != threading.get_native_id()
+    assert seen[0][1] == min(here + EXPLAIN_NICENESS, 19) and here < seen[0][1]
+
+
 def test_a_picture_is_previewed_from_one_file_written_once(tmp_path, rgb_image):
     """gradio rewrites a returned PIL image in its cache while another visitor may be downloading it: the
     preview is a file the catalogue writes once (atomically) per picture and reuses, bounded like the cache."""

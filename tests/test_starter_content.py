@@ -126,7 +126,7 @@ def test_a_classroom_plays_a_starter_deck_without_the_data_folder(tmp_path):
     progress = quiz.join(code, "Ada")
     for _ in range(4 + 20 + 4):  # pre-test, lesson, post-test
         step = quiz.room_step(progress)
-        assert step.shown.image.size[0] > 0
+        assert Image.open(step.shown.image_file).size[0] > 0
         progress, _ = quiz.room_guess(replace(progress, showing=step.item_id), "REAL")
     assert quiz.leaderboard(code) == [("Ada", 14, 28)]  # half of every balanced phase is real
     assert len(quiz.teacher_report(code, key).items) == 20

@@ -81,10 +81,10 @@ class RoomPlayerHandlers(PlayerHandlers):
         if step.state == "done":
             return {**base, **self.panels(ended=True), **self.ending(self.quiz.room_summary(progress))}
         if step.state == "revealed":
-            return {**base, **self.panels(step.shown.image, revealed=True), p.heatmap: step.outcome.heatmap,
+            return {**base, **self.panels(step.shown.image_file, revealed=True), p.heatmap: step.outcome.heatmap_file,
                     p.result: reveal_markdown(step.outcome, step.distribution),
                     p.next: gr.update(visible=step.distribution is None)}  # teacher-paced: the teacher moves on
-        return {**base, **self.panels(step.shown.image, guessing=step.state == "guess"), p.summary: "", p.review: []}
+        return {**base, **self.panels(step.shown.image_file, guessing=step.state == "guess"), p.summary: "", p.review: []}
 
     def guess(self, saved: dict | None, guess: str, method: str) -> Updates:
         progress = Progress.from_dict(saved)
@@ -105,7 +105,7 @@ class RoomPlayerHandlers(PlayerHandlers):
             return gr.skip()  # nothing to change (an empty dict is not allowed)
         step = self.quiz.room_step(progress, method)
         if step.state == "revealed":
-            return {self.player.heatmap: step.outcome.heatmap}
+            return {self.player.heatmap: step.outcome.heatmap_file}
         return super().heatmap(saved, method)
 
 

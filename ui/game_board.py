@@ -95,7 +95,7 @@ class PlayerHandlers:
             return {p.status: self.welcome, **self.panels(), p.summary: "", p.review: []}
         shown = self.quiz.show(progress, method or default_method())
         if not shown.done:
-            return {p.status: position_text(shown), **self.panels(shown.image, guessing=True), p.summary: "",
+            return {p.status: position_text(shown), **self.panels(shown.image_file, guessing=True), p.summary: "",
                     p.review: []}
         return {p.status: position_text(shown), **self.panels(ended=True), **self.ending(self.quiz.summary(progress))}
 
@@ -107,7 +107,7 @@ class PlayerHandlers:
         progress, outcome = self.quiz.guess(progress, guess, method or default_method())
         p, shown = self.player, gr.update(visible=True)
         return {p.progress: progress.to_dict(), p.guesses: gr.update(visible=False), p.reveal: shown,
-                p.reveal_text: shown, p.result: reveal_markdown(outcome), p.heatmap: outcome.heatmap}
+                p.reveal_text: shown, p.result: reveal_markdown(outcome), p.heatmap: outcome.heatmap_file}
 
     def guesser(self, guess: str) -> Callable[[dict | None, str], Updates]:
         """The click handler of the button that answers ``guess``."""
@@ -123,7 +123,7 @@ class PlayerHandlers:
         progress = Progress.from_dict(saved)
         if progress is None or not progress.answers:
             return gr.skip()  # nothing to change (an empty dict is not allowed)
-        return {self.player.heatmap: self.quiz.outcome(progress, method).heatmap}
+        return {self.player.heatmap: self.quiz.outcome(progress, method).heatmap_file}
 
 
 def build_player(handlers: PlayerHandlers, progress: gr.BrowserState, api_prefix: str) -> Player:
@@ -132,12 +132,12 @@ def build_player(handlers: PlayerHandlers, progress: gr.BrowserState, api_prefix
     status = gr.Markdown(handlers.welcome)
     with gr.Row(equal_height=True):
         with gr.Column():
-            image = gr.Image(type="pil", interactive=False, show_label=False, height=360, buttons=[])
+            image = gr.Image(type="filepath", interactive=False, show_label=False, height=360, buttons=[])
             with gr.Row(visible=False) as guesses:
                 real = gr.Button("📷 Real", variant="primary")
                 fake = gr.Button("🤖 AI", variant="primary")
         with gr.Column(visible=False) as reveal:
-            heatmap = gr.Image(type="pil", interactive=False, label="Where the model looked", height=360, buttons=[])
+            heatmap = gr.Image(type="filepath", interactive=False, label="Where the model looked", height=360, buttons=[])
             method = gr.Radio(method_choices(with_notes=False), value=default_method(), label="Heatmap method", container=False)
     with gr.Column(visible=False) as reveal_text:
         result = gr.Markdown()

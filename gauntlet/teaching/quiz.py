@@ -77,14 +77,14 @@ class Progress:
 class Shown:
     """What the player may see before guessing: the picture and where they are in the deck."""
 
-    image: Image.Image | None
+    image_file: str | None  # the picture, a file written once per item (see RevealCache.display_file)
     position: int
     total: int
     deck_title: str
 
     @property
     def done(self) -> bool:
-        return self.image is None
+        return self.image_file is None
 
 
 @dataclass
@@ -95,7 +95,7 @@ class Outcome:
     guess: str
     correct: bool
     prediction: Prediction
-    heatmap: Image.Image
+    heatmap_file: str
     method: str
 
 
@@ -229,7 +229,7 @@ class Quiz:
         return self._shown(deck, item, position + 1, len(deck.items))
 
     def _shown(self, deck: Deck, item: DeckItem, position: int, total: int) -> Shown:
-        return Shown(display_image(item_image(item), item), position, total, deck.title)
+        return Shown(self.cache.display_file(item), position, total, deck.title)
 
     def guess(self, progress: Progress, guess: str, method: str = DEFAULT_METHOD) -> tuple[Progress, Outcome]:
         """Record a solo guess on the current item and reveal it."""
@@ -249,7 +249,7 @@ class Quiz:
         item_id, guess = progress.answers[-1]
         item = self.deck(progress.deck).item(item_id)
         return Outcome(item, guess, guess == item.truth, self.cache.verdict(progress.model, item),
-                       self.cache.heatmap(progress.model, item, method), method)
+                       self.cache.heatmap_file(progress.model, item, method), method)
 
     def summary(self, progress: Progress) -> Summary:
         deck = self.deck(progress.deck)
@@ -260,9 +260,9 @@ class Quiz:
         verdicts = {item_id: self.cache.verdict(model, deck.item(item_id)) for item_id, _ in answers}
         return score(deck, answers, verdicts, tests)
 
-    def review_images(self, summary: Summary) -> list[tuple[Image.Image, DeckItem, str]]:
-        """The pictures the player missed, with the item and their guess, for the end-of-deck review."""
-        return [(display_image(item_image(item), item), item, guess)
+    def review_images(self, summary: Summary) -> list[tuple[str, DeckItem, str]]:
+        """The pictures the player missed (files), with the item and their guess, for the end-of-deck review."""
+        return [(self.cache.display_file(item), item, guess)
                 for item, guess in summary.missed]
 
     def create_room(self, deck_id: str, model_key: str | None, pacing: str = "self",
@@ -332,7 +332,7 @@ class Quiz:
         if place.state != "revealed":
             return RoomStep(shown, item.id, place.phase, place.state, paced=room.paced)
         outcome = Outcome(item, place.guess, place.guess == item.truth, self.cache.verdict(room.model, item),
-                          self.cache.heatmap(room.model, item, method), method)
+                          self.cache.heatmap_file(room.model, item, method), method)
         return RoomStep(shown, item.id, place.phase, "revealed", outcome, self.store.distribution(room.code, item.id),
                         paced=True)
 
@@ -352,7 +352,7 @@ class Quiz:
                             progress.student, item.id)
         if step.phase == "lesson" and not room.paced:
             outcome = Outcome(item, guess, correct, self.cache.verdict(room.model, item),
-                              self.cache.heatmap(room.model, item, method), method)
+                              self.cache.heatmap_file(room.model, item, method), method)
             return progress, RoomStep(step.shown, item.id, step.phase, "revealed", outcome)
         return progress, self.room_step(progress, method)
 

@@ -19,14 +19,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..detector import Prediction
 from ..explain import available_variants
 from ..service import ModelCatalog
-from .decks import DeckError, DeckItem, item_image
+from .decks import DeckError, DeckItem, display_image, item_image
 
 PREFERRED_VARIANT = "fast"
+
+SERVED_FORMAT = {"format": "WEBP", "quality": 90}  # pictures and heatmaps as players download them
 
 
 def variant_for(method: str) -> str:
@@ -81,7 +82,7 @@ class RevealCache:
     def _paths(self, model_key: str, item: DeckItem, method: str | None) -> tuple[Path, Path | None]:
         folder = self.root / self.fingerprint(model_key)
         key = self._item_key(item)
-        heatmap = folder / f"{key}.{method}-{variant_for(method)}.png" if method else None
+        heatmap = folder / f"{key}.{method}-{variant_for(method)}.webp" if method else None
         return folder / f"{key}.json", heatmap
 
     def cached(self, model_key: str, item: DeckItem, method: str | None = None) -> bool:
@@ -99,7 +100,7 @@ class RevealCache:
                    "predicted_label": prediction.predicted_label, "sure": prediction.sure}
         _atomic_write(verdict_path, lambda tmp: Path(tmp).write_text(json.dumps(verdict)))
         if heatmap_path is not None:
-            _atomic_write(heatmap_path, lambda tmp: analysis.results[0].overlay.save(tmp, format="PNG"))
+            _atomic_write(heatmap_path, lambda tmp: analysis.results[0].overlay.save(tmp, **SERVED_FORMAT))
 
     def prefetch(self, model_key: str, item: DeckItem, method: str | None = None) -> Future:
         """Start computing what is missing in the background (one job per entry); returns its future."""
@@ -126,10 +127,22 @@ class RevealCache:
         data = json.loads(path.read_text())
         return Prediction(data["probabilities"], data["predicted_index"], data["predicted_label"], data.get("sure", True))
 
-    def heatmap(self, model_key: str, item: DeckItem, method: str) -> Image.Image:
-        """The heatmap of ``method`` over the item, for the model's verdict (from disk; computed if missing)."""
+    def heatmap_file(self, model_key: str, item: DeckItem, method: str) -> str:
+        """The file of ``method``'s heatmap over the item, for the model's verdict (computed first if missing).
+
+        Players get files written once, never images: gradio re-encodes a returned image into the same cache
+        file for every visitor, which can truncate a download another visitor of the same item is making."""
         path = self._paths(model_key, item, method)[1]
         if not path.is_file():
             self.prefetch(model_key, item, method).result()
-        with Image.open(path) as image:
-            return image.convert("RGB")
+        return str(path)
+
+    def display_file(self, item: DeckItem) -> str:
+        """The picture players see (see :func:`display_image`), as a WebP file written once per item; its name is
+        a hash, so neither it nor the file's contents (pixels only) say whether the item is AI."""
+        name = hashlib.sha256(f"{self._item_key(item)}|{item.display_size}".encode()).hexdigest()[:32]
+        path = self.root / "display" / f"{name}.webp"
+        if not path.is_file():
+            picture = display_image(item_image(item), item)
+            _atomic_write(path, lambda tmp: picture.save(tmp, **SERVED_FORMAT))
+        return str(path)
