@@ -6,7 +6,6 @@ state never lives here; the UI keeps it in ``gr.State``.
 """
 from __future__ import annotations
 
-import contextvars
 import copy
 import csv
 import hashlib
@@ -15,11 +14,10 @@ import os
 import queue
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Iterator
 
 from PIL import Image
 
@@ -29,7 +27,7 @@ from .detector import Detector, ModelInput
 from .errors import UserError
 from .explain import ExplainerSet, ProgressFn, available_variants, default_methods, method_title
 from .explain.base import ExplanationTimeout
-from .explain.faithfulness import explanation_faithfulness
+from .explain_worker import Job, ProcessWorker, ThreadWorker
 from .images import DEFAULT_MAX_PIXELS, content_key, load_image
 from .lru import SharedLRU
 from .model_card import unseen_accuracy
@@ -39,9 +37,7 @@ from .settings import BUNDLED_CHECKPOINTS, Settings
 
 log = logging.getLogger(__name__)
 DEFAULT_EXPLANATION_CACHE = 256  # finished explanations kept (GAUNTLET_EXPLANATION_CACHE)
-QUICKEST_FIRST = ("grad_cam",)
-EXPLAIN_NICENESS = 10  # added to explanation threads' nice value: a verdict waiting for the CPU goes first
-T = TypeVar("T")  # streamed before the other methods: one forward and one backward pass
+QUICKEST_FIRST = ("grad_cam",)  # streamed before the other methods: one forward and one backward pass
 
 
 @dataclass
@@ -83,11 +79,14 @@ class ModelCatalog:
     def __init__(self, extra_sources: tuple[str, ...] = (), checkpoints_dir: Path = BUNDLED_CHECKPOINTS,
                  unseen: dict[str, dict[str, tuple[float, int]]] | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                  explain_timeout_s: float | None = None, hub_offline: bool = False,
-                 explanation_cache: int = DEFAULT_EXPLANATION_CACHE, explanation_workers: int = 1) -> None:
+                 explanation_cache: int = DEFAULT_EXPLANATION_CACHE, explanation_workers: int = 1,
+                 explain_processes: bool = False) -> None:
         """``unseen``: per bundled name, its accuracy on never-trained-on collections (the track record under
         each verdict; see :func:`gauntlet.model_card.unseen_accuracy`); ``max_pixels``: the upload limit;
         ``explain_timeout_s``: when an explanation is stopped (None: never); ``explanation_cache``: finished
-        explanations kept (0: none); ``explanation_workers``: explanations that may run at once."""
+        explanations kept (0: none); ``explanation_workers``: explanations that may run at once;
+        ``explain_processes``: each worker computes in a process of its own instead of a thread (see
+        :mod:`gauntlet.explain_worker`)."""
         self.checkpoints_dir = checkpoints_dir
         self.max_pixels, self.explain_timeout_s, self.hub_offline = max_pixels, explain_timeout_s, hub_offline
         self.entries: dict[str, ModelEntry] = {}
@@ -97,14 +96,14 @@ class ModelCatalog:
         for source in extra_sources:
             self.entries[source] = ModelEntry(source, source, source, False)
         self.unseen = unseen or {}
-        self.explanation_workers = max(1, explanation_workers)
+        self.explanation_workers, self.explain_processes = max(1, explanation_workers), explain_processes
         self.cache: SharedLRU[MethodResult] = SharedLRU(explanation_cache, on_evict=_forget_overlay_file)
         self._overlay_dir = Path(tempfile.mkdtemp(prefix="gauntlet-overlays-")) if explanation_cache > 0 else None
         self.previews: SharedLRU[str] = SharedLRU(explanation_cache, on_evict=_forget_file)
         self._detectors: dict[str, Detector] = {}
         self._explainers: dict[str, list[ExplainerSet]] = {}
         self._idle: dict[str, queue.SimpleQueue[ExplainerSet]] = {}
-        self._threads: dict[int, ThreadPoolExecutor] = {}  # per explainer set: the one thread that runs it
+        self._workers: dict[int, ThreadWorker | ProcessWorker] = {}  # per explainer set: where its jobs run
         self._lock = threading.Lock()
 
     @classmethod
@@ -113,7 +112,7 @@ class ModelCatalog:
         results (they describe the bundled checkpoints)."""
         return cls(settings.default_models, settings.checkpoints_dir, unseen_accuracy(), settings.max_pixels,
                    settings.explain_timeout_s, settings.hub_offline, settings.explanation_cache,
-                   settings.concurrency_limit)
+                   settings.concurrency_limit, settings.explain_processes)
 
     def choices(self) -> list[tuple[str, str]]:
         """(label, key) pairs for a model selector."""
@@ -142,7 +141,8 @@ class ModelCatalog:
                 self._idle[key] = queue.SimpleQueue()
                 for explainers in self._explainers[key]:
                     self._idle[key].put(explainers)
-                    self._threads[id(explainers)] = ThreadPoolExecutor(1, f"explain-{key}", lower_priority)
+                    self._workers[id(explainers)] = ProcessWorker(checkpoint, key) if self.explain_processes \
+                        else ThreadWorker(explainers, f"explain-{key}")
                 log.info("Loaded model %s from %s", key, checkpoint.source)
             return self._detectors[key]
 
@@ -196,8 +196,8 @@ class ModelCatalog:
             for method in missing:
                 if progress:
                     progress(len(results) / len(methods), f"{method_title(method)} ({keys[method][3]})")
-                result = self._on_worker_thread(explainers, self._explain, explainers, verdict, prepared,
-                                                keys[method], faithfulness, self.cache.get(keys[method]))
+                result = self._explain(explainers, verdict, prepared, keys[method], faithfulness,
+                                       self.cache.get(keys[method]))
                 self.cache.put(keys[method], result)
                 results.append(result)
                 yield replace(verdict, results=list(results))
@@ -231,8 +231,9 @@ class ModelCatalog:
         try:
             for explainers in self._explainers[key]:
                 for method in methods or default_methods():
-                    explainers.get(method, "fast").explain(prepared, target=verdict.prediction.predicted_index,
-                                                           time_limit_s=self.explain_timeout_s)
+                    self._workers[id(explainers)].run(Job(method, "fast", "last", prepared,
+                                                          verdict.prediction.predicted_index,
+                                                          self.explain_timeout_s, False))
             log.info("Warmed up model %s", key)
         except ExplanationTimeout:  # a busy host: the app still starts, and the model is loaded
             log.warning("Warm-up of model %s stopped at the explanation time limit", key)
@@ -246,22 +247,16 @@ class ModelCatalog:
     def _explain(self, explainers: ExplainerSet, verdict: Analysis, prepared: ModelInput,
                  key: tuple[str, str, str, str, str], faithfulness: bool, done: MethodResult | None) -> MethodResult:
         """Run one method on a worker's model copy (and measure its faithfulness when asked)."""
+        if done is not None and not faithfulness:
+            return done
         _, _, method, variant, layers = key
+        explanation, scores = self._workers[id(explainers)].run(Job(
+            method, variant, layers, prepared, verdict.prediction.predicted_index, self.explain_timeout_s,
+            faithfulness, done.explanation if done else None))
         if done is None:
-            explanation = explainers.get(method, variant, layers).explain(
-                prepared, target=verdict.prediction.predicted_index, time_limit_s=self.explain_timeout_s)
             shown = overlay(explanation.image, explanation.heatmap)
             done = MethodResult(explanation, shown, overlay_file=self._image_file(shown, key))
-        if faithfulness:
-            done = replace(done, faithfulness=explanation_faithfulness(
-                explainers.detector, done.explanation, prepared=prepared))
-        return done
-
-    def _on_worker_thread(self, explainers: ExplainerSet, work: Callable[..., T], *args) -> T:
-        """``work(*args)`` on the worker's own low-priority thread (with the caller's context: gradio's progress
-        bar follows), so that verdicts and page requests get the CPU first while explanations compute."""
-        context = contextvars.copy_context()
-        return self._threads[id(explainers)].submit(context.run, work, *args).result()
+        return replace(done, faithfulness=scores) if faithfulness else done
 
     def _image_file(self, image: Image.Image, key: tuple[str, ...]) -> str | None:
         """``image`` saved (WebP) under a name made from the cache key; written to a temporary name and
@@ -283,16 +278,6 @@ class ModelCatalog:
             yield explainers
         finally:
             self._idle[key].put(explainers)
-
-
-def lower_priority() -> None:
-    """Make the calling thread, and threads it starts, yield the CPU to the rest of the process (a per-thread
-    nice value on Linux; elsewhere, or where not allowed, it keeps its priority)."""
-    try:
-        thread = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + EXPLAIN_NICENESS))
-    except (AttributeError, OSError):
-        log.info("Explanations run at normal priority (no per-thread nice value here)")
 
 
 def _forget_overlay_file(result: MethodResult) -> None:

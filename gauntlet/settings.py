@@ -72,6 +72,7 @@ class Settings:
     concurrency_limit: int
     predict_concurrency: int
     analyse_concurrency: int
+    explain_processes: bool
     torch_threads: int
     explanation_cache: int
     default_models: tuple[str, ...]
@@ -100,6 +101,7 @@ def get_settings() -> Settings:
         concurrency_limit=_env_int("GAUNTLET_CONCURRENCY", 1),
         predict_concurrency=_env_int("GAUNTLET_PREDICT_CONCURRENCY", 4),
         analyse_concurrency=_env_int("GAUNTLET_ANALYSE_CONCURRENCY", 8),
+        explain_processes=_env_bool("GAUNTLET_EXPLAIN_PROCESS", False),
         torch_threads=_env_int("GAUNTLET_TORCH_THREADS", 1),
         explanation_cache=_env_int("GAUNTLET_EXPLANATION_CACHE", 256),
         default_models=tuple(m.strip() for m in models.split(",") if m.strip()),

@@ -25,7 +25,7 @@ from benchmarks.server import REPO_ROOT, AppServer
 from conftest import make_checkpoint
 
 LIMITS = {"GAUNTLET_MAX_UPLOAD_MB": "0.1", "GAUNTLET_MAX_PIXELS": "40000", "GAUNTLET_QUEUE_MAX_SIZE": "1",
-          "GAUNTLET_CONCURRENCY": "1", "GAUNTLET_EXPLAIN_TIMEOUT_S": "5"}
+          "GAUNTLET_CONCURRENCY": "1", "GAUNTLET_ANALYSE_CONCURRENCY": "1", "GAUNTLET_EXPLAIN_TIMEOUT_S": "5"}
 MAX_BYTES = int(0.1 * 1024 * 1024)
 MANIFEST = "file,label,split,original_name,original_format,original_size,size\n{}\n"
 
@@ -98,7 +98,7 @@ def test_a_slow_explanation_is_stopped_at_the_time_limit(client, tmp_path):
 
 
 def test_a_full_queue_answers_busy_try_again_and_then_recovers(client, server, tmp_path):
-    """Concurrency 1 and a queue of 1: a running job plus a waiting one fill it; the next is turned away."""
+    """One analysis at a time and a queue of 1: a running job plus a waiting one fill it; the next is turned away."""
     image = gradient_png(tmp_path / "slow.png", 160, 120)
     tracebacks = server.log_text().count("Traceback")
     running = analyse(client, image, ["lime"], "full")  # busy until the 5 s time limit stops it

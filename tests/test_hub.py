@@ -1,7 +1,6 @@
 """The Hub path for real, against a loopback stand-in server (HF_ENDPOINT)."""
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import replace

@@ -30,3 +30,21 @@ def test_users_pause_between_requests_only_when_asked():
     assert thoughtful.done == ["verdict"], "a pause never runs past the deadline, and no request starts after it"
     table = summarise(samples)
     assert table["explained"]["errors"] == table["explained"]["requests"] > 0 and table["verdict"]["errors"] == 0
+
+
+def test_server_memory_counts_its_child_processes():
+    """An explanation process is part of what the app costs: the memory watch adds it (with or without psutil)."""
+    import os
+    import subprocess
+    import sys
+
+    from benchmarks.server import _own_rss, _proc_rss
+
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time; x = bytearray(100 * 2 ** 20); "
+                              "x[::4096] = b'1' * len(x[::4096]); print(flush=True); time.sleep(30)"],
+                             stdout=subprocess.PIPE)
+    try:
+        child.stdout.readline()  # its memory is allocated and touched
+        assert _proc_rss(os.getpid()) - _own_rss(os.getpid()) >= 100 * 2 ** 20
+    finally:
+        child.kill()

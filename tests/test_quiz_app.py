@@ -15,6 +15,7 @@ from gradio_client.exceptions import AppError
 
 from app import build_app
 from app_process import free_port
+from gauntlet.service import ModelCatalog
 from gauntlet.settings import get_settings
 from quiz_helpers import LEAKY_TEXT, TRUTH_OF, demo_quiz
 from ui.game_board import WELCOME, PlayerHandlers, build_player, progress_state
@@ -144,7 +145,7 @@ def test_a_teacher_paced_round_sends_no_truth_before_the_reveal(app):
 
 
 def test_a_pre_post_room_over_the_api_records_phases_and_the_gain(app):
-    url, data_root = app.url, app.data_root
+    url = app.url
     teacher = Client(url, verbose=False)
     _, code, key, *_ = teacher.predict("demo", MODEL, "self", 2, api_name="/room_create")
     saved = json.loads(raw_call(url, "room_join", code, "Ada", "score_cam"))[0]

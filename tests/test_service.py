@@ -284,7 +284,7 @@ def test_explanations_compute_on_a_low_priority_thread(tmp_path, rgb_image, monk
     import threading
 
     from gauntlet.explain.base import Explainer
-    from gauntlet.service import EXPLAIN_NICENESS
+    from gauntlet.explain_worker import EXPLAIN_NICENESS
 
     seen = []
     original = Explainer.explain
@@ -301,6 +301,44 @@ def test_explanations_compute_on_a_low_priority_thread(tmp_path, rgb_image, monk
     assert len(seen) == 2 and len({thread for thread, _ in seen}) == 1, "one worker thread ran both"
     assert seen[0][0] != threading.get_native_id()
     assert seen[0][1] == min(here + EXPLAIN_NICENESS, 19) and here < seen[0][1]
+
+
+def test_explanations_computed_in_a_separate_process_match_the_thread_ones(tmp_path, rgb_image):
+    """The app explains in a low-priority process of its own (GAUNTLET_EXPLAIN_PROCESS): same heatmaps, same
+    faithfulness scores, and the verdict's model in this process is never the one explaining."""
+    make_checkpoint(tmp_path / "tiny", "baseline_cnn")
+    apart = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path, explain_processes=True, explanation_cache=0)
+    here = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path, explanation_cache=0)
+    try:
+        far = apart.analyse(rgb_image, "tiny", ["grad_cam", "lime"], faithfulness=True)
+        near = here.analyse(rgb_image, "tiny", ["grad_cam", "lime"], faithfulness=True)
+        for a, b in zip(far.results, near.results):
+            assert a.method == b.method
+            np.testing.assert_allclose(a.explanation.heatmap, b.explanation.heatmap, atol=1e-5)
+            assert a.faithfulness == pytest.approx(b.faithfulness, abs=1e-5)
+        assert [type(w).__name__ for w in apart._workers.values()] == ["ProcessWorker"]
+    finally:
+        for worker in apart._workers.values():
+            worker.close()
+
+
+def test_a_dead_explanation_process_is_a_message_and_the_next_request_gets_a_new_one(tmp_path, rgb_image):
+    import signal
+
+    from gauntlet.errors import UserError
+
+    make_checkpoint(tmp_path / "tiny", "baseline_cnn")
+    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path, explain_processes=True, explanation_cache=0)
+    (worker,) = catalog._workers.values() if catalog.detector("tiny") else ()
+    try:
+        catalog.analyse(rgb_image, "tiny", ["grad_cam"])
+        for pid in list(worker._pool._processes):  # what the kernel does to a process that runs out of memory
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(UserError, match="stopped unexpectedly"):
+            catalog.analyse(rgb_image, "tiny", ["grad_cam"])
+        assert len(catalog.analyse(rgb_image, "tiny", ["grad_cam"]).results) == 1
+    finally:
+        worker.close()
 
 
 def test_a_picture_is_previewed_from_one_file_written_once(tmp_path, rgb_image):
