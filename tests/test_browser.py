@@ -24,7 +24,8 @@ from gauntlet.teaching.decks import raw_items
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SHOTS = REPO_ROOT / "screenshots"
-LIMITS = {"GAUNTLET_MAX_UPLOAD_MB": "1", "GAUNTLET_CONCURRENCY": "1", "GAUNTLET_QUEUE_MAX_SIZE": "1"}
+LIMITS = {"GAUNTLET_MAX_UPLOAD_MB": "1", "GAUNTLET_CONCURRENCY": "1", "GAUNTLET_ANALYSE_CONCURRENCY": "1",
+          "GAUNTLET_QUEUE_MAX_SIZE": "1"}
 TIMEOUT_MS = 120_000
 
 if not CHROMIUM.exists():
