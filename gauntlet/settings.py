@@ -99,7 +99,7 @@ def get_settings() -> Settings:
         explain_timeout_s=_env_float("GAUNTLET_EXPLAIN_TIMEOUT_S", 120.0),
         queue_max_size=_env_int("GAUNTLET_QUEUE_MAX_SIZE", 64),
         concurrency_limit=_env_int("GAUNTLET_CONCURRENCY", 1),
-        predict_concurrency=_env_int("GAUNTLET_PREDICT_CONCURRENCY", 4),
+        predict_concurrency=_env_int("GAUNTLET_PREDICT_CONCURRENCY", 8),
         analyse_concurrency=_env_int("GAUNTLET_ANALYSE_CONCURRENCY", 8),
         explain_processes=_env_bool("GAUNTLET_EXPLAIN_PROCESS", False),
         torch_threads=_env_int("GAUNTLET_TORCH_THREADS", 1),

@@ -107,7 +107,7 @@ def make_analyse_handler(predict: Callable[..., Analysis], explain_stream: Calla
 
 def build_detector_tab(predict: Callable[..., Analysis], explain_stream: Callable[..., Iterator[Analysis]],
                        model_choices: list[tuple[str, str]], default_model: str | None, examples: list[str],
-                       predict_concurrency: int = 4, lab: ForensicsLab | None = None,
+                       predict_concurrency: int = 8, lab: ForensicsLab | None = None,
                        analyse_concurrency: int = 8) -> None:
     """Wire the tab: an upload shows ``predict``'s verdict at once, then ``explain_stream`` adds the explanations;
     with a ``lab``, the forensics panel (provenance, frequency view, agreement, laundering) sits below.
