@@ -2,10 +2,11 @@
 their own.
 
 An explanation keeps a CPU core busy for seconds and, between its many small tensor operations, takes Python's
-global lock again and again; in the app's process that makes every verdict and page request wait behind it
-(the load benchmark in ``docs/benchmarks/`` measures how much). In a separate process, niced, explanations
-neither hold the app's lock nor get the CPU before a verdict does. The process holds its own copy of the model;
-a request sends the prepared input and gets the explanation (and its faithfulness scores) back.
+global lock again and again. On a thread with a raised nice value (the default) it gets the CPU after verdicts;
+in a separate process (``GAUNTLET_EXPLAIN_PROCESS=1``) it does not hold the app's lock either. The process holds
+its own copy of the model; a request sends the prepared input and gets the explanation (and its faithfulness
+scores) back. The load benchmark measured the process 0.07-0.26 s better on the verdicts' p95 for 0.8-1.0 GiB
+more memory (README, "Robustness, load and security"), so the thread is the default.
 """
 from __future__ import annotations
 

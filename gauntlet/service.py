@@ -181,6 +181,8 @@ class ModelCatalog:
         every result. The image is preprocessed at most once, however many methods run. With
         ``faithfulness``, each heatmap's deletion and insertion AUC are measured too
         (``2 * (DEFAULT_STEPS + 1)`` forward passes per method, see :mod:`gauntlet.explain.faithfulness`).
+        One worker is held from the first missing method to the last, across the yields: a caller that stops
+        early must close the generator (CPython does when the last reference to it goes), which frees it.
         """
         keys = {method: self._cache_key(verdict, method, variant, layers) for method in methods}
         results = [result for result in (self._cached(keys[m], faithfulness) for m in methods) if result]

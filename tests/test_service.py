@@ -341,6 +341,17 @@ def test_a_dead_explanation_process_is_a_message_and_the_next_request_gets_a_new
         worker.close()
 
 
+def test_a_stream_left_half_way_frees_its_worker(tmp_path, rgb_image):
+    """A visitor who leaves mid-stream must not keep the only explanation worker."""
+    make_checkpoint(tmp_path / "tiny", "baseline_cnn")
+    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path, explanation_workers=1)
+    stream = catalog.explain_stream(catalog.predict(rgb_image, "tiny"), ["grad_cam", "lime"])
+    next(stream), next(stream)  # the verdict, then Grad-CAM: the worker is held for LIME
+    assert catalog._idle["tiny"].empty()
+    stream.close()
+    assert not catalog._idle["tiny"].empty()
+
+
 def test_a_picture_is_previewed_from_one_file_written_once(tmp_path, rgb_image):
     """gradio rewrites a returned PIL image in its cache while another visitor may be downloading it: the
     preview is a file the catalogue writes once (atomically) per picture and reuses, bounded like the cache."""
