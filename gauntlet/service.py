@@ -10,7 +10,6 @@ import copy
 import csv
 import hashlib
 import logging
-import os
 import queue
 import tempfile
 import threading
@@ -28,6 +27,7 @@ from .errors import UserError
 from .explain import ExplainerSet, ProgressFn, available_variants, default_methods, method_title
 from .explain.base import ExplanationTimeout
 from .explain_worker import Job, ProcessWorker, ThreadWorker
+from .files import atomic_write
 from .images import DEFAULT_MAX_PIXELS, content_key, load_image
 from .lru import SharedLRU
 from .model_card import unseen_accuracy
@@ -103,7 +103,7 @@ class ModelCatalog:
         self._detectors: dict[str, Detector] = {}
         self._explainers: dict[str, list[ExplainerSet]] = {}
         self._idle: dict[str, queue.SimpleQueue[ExplainerSet]] = {}
-        self._workers: dict[int, ThreadWorker | ProcessWorker] = {}  # per explainer set: where its jobs run
+        self._workers: dict[ExplainerSet, ThreadWorker | ProcessWorker] = {}  # where each set's jobs run
         self._lock = threading.Lock()
 
     @classmethod
@@ -141,7 +141,7 @@ class ModelCatalog:
                 self._idle[key] = queue.SimpleQueue()
                 for explainers in self._explainers[key]:
                     self._idle[key].put(explainers)
-                    self._workers[id(explainers)] = ProcessWorker(checkpoint, key) if self.explain_processes \
+                    self._workers[explainers] = ProcessWorker(checkpoint, key) if self.explain_processes \
                         else ThreadWorker(explainers, f"explain-{key}")
                 log.info("Loaded model %s from %s", key, checkpoint.source)
             return self._detectors[key]
@@ -233,7 +233,7 @@ class ModelCatalog:
         try:
             for explainers in self._explainers[key]:
                 for method in methods or default_methods():
-                    self._workers[id(explainers)].run(Job(method, "fast", "last", prepared,
+                    self._workers[explainers].run(Job(method, "fast", "last", prepared,
                                                           verdict.prediction.predicted_index,
                                                           self.explain_timeout_s, False))
             log.info("Warmed up model %s", key)
@@ -252,7 +252,7 @@ class ModelCatalog:
         if done is not None and not faithfulness:
             return done
         _, _, method, variant, layers = key
-        explanation, scores = self._workers[id(explainers)].run(Job(
+        explanation, scores = self._workers[explainers].run(Job(
             method, variant, layers, prepared, verdict.prediction.predicted_index, self.explain_timeout_s,
             faithfulness, done.explanation if done else None))
         if done is None:
@@ -266,9 +266,7 @@ class ModelCatalog:
         if self._overlay_dir is None:
             return None
         path = self._overlay_dir / f"{hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()}.webp"
-        with tempfile.NamedTemporaryFile(dir=self._overlay_dir, suffix=".part", delete=False) as handle:
-            image.save(handle, format="WEBP")
-        os.replace(handle.name, path)
+        atomic_write(path, lambda tmp: image.save(tmp, format="WEBP"))
         return str(path)
 
     @contextmanager

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 
 from ..detector import Prediction
 from ..explain import available_variants
+from ..files import atomic_write
 from ..service import ModelCatalog
 from .decks import DeckError, DeckItem, display_image, item_image
 
@@ -33,19 +32,6 @@ SERVED_FORMAT = {"format": "WEBP", "quality": 90}  # pictures and heatmaps as pl
 def variant_for(method: str) -> str:
     """The fast variant of a method where one exists (the quiz needs seconds, not minutes), else the full one."""
     return PREFERRED_VARIANT if PREFERRED_VARIANT in available_variants(method) else "full"
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class RevealCache:
@@ -98,9 +84,9 @@ class RevealCache:
         prediction = analysis.prediction
         verdict = {"probabilities": prediction.probabilities, "predicted_index": prediction.predicted_index,
                    "predicted_label": prediction.predicted_label, "sure": prediction.sure}
-        _atomic_write(verdict_path, lambda tmp: Path(tmp).write_text(json.dumps(verdict)))
+        atomic_write(verdict_path, lambda tmp: Path(tmp).write_text(json.dumps(verdict)))
         if heatmap_path is not None:
-            _atomic_write(heatmap_path, lambda tmp: analysis.results[0].overlay.save(tmp, **SERVED_FORMAT))
+            atomic_write(heatmap_path, lambda tmp: analysis.results[0].overlay.save(tmp, **SERVED_FORMAT))
 
     def prefetch(self, model_key: str, item: DeckItem, method: str | None = None) -> Future:
         """Start computing what is missing in the background (one job per entry); returns its future."""
@@ -144,5 +130,5 @@ class RevealCache:
         path = self.root / "display" / f"{name}.webp"
         if not path.is_file():
             picture = display_image(item_image(item), item)
-            _atomic_write(path, lambda tmp: picture.save(tmp, **SERVED_FORMAT))
+            atomic_write(path, lambda tmp: picture.save(tmp, **SERVED_FORMAT))
         return str(path)
