@@ -14,7 +14,7 @@ from gauntlet.model_card import load_model_card
 from gauntlet.service import ModelCatalog, example_images
 from gauntlet.settings import Settings, get_settings
 from gauntlet.teaching.decks import starter_examples
-from gauntlet.teaching.quiz import Quiz
+from gauntlet.teaching.quiz import DEFAULT_METHOD, Quiz, precompute_in_background
 from ui.classroom_tab import TAB_ID as CLASSROOM_TAB, build_classroom_tab, wire_join_link
 from ui.detector_tab import build_detector_tab
 from ui.game_board import progress_state
@@ -63,7 +63,10 @@ def launch(settings: Settings | None = None, **kwargs) -> gr.Blocks:
         torch.set_num_threads(settings.torch_threads)
     catalog = ModelCatalog.from_settings(settings)
     catalog.warm_up()
-    demo = build_app(catalog, settings)
+    quiz = Quiz.from_settings(catalog, settings)
+    if settings.precompute_reveals and catalog.default_key:
+        precompute_in_background(quiz, [catalog.default_key], [DEFAULT_METHOD])
+    demo = build_app(catalog, settings, quiz)
     allowed = detector_examples(settings)  # only the examples: the data folder holds quiz answers
     demo.launch(server_name=settings.host, server_port=settings.port, max_file_size=int(settings.max_upload_mb * 1024 * 1024),
                 allowed_paths=allowed, theme=gr.themes.Soft(), footer_links=["api"], **kwargs)

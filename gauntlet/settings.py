@@ -79,6 +79,7 @@ class Settings:
     room_ttl_hours: float = 48.0
     join_max_failures: int = 20
     join_window_s: float = 60.0
+    precompute_reveals: bool = True
 
 
 def get_settings() -> Settings:
@@ -108,4 +109,5 @@ def get_settings() -> Settings:
         room_ttl_hours=_env_float("GAUNTLET_ROOM_TTL_HOURS", 48.0),
         join_max_failures=_env_int("GAUNTLET_JOIN_MAX_FAILURES", 20),
         join_window_s=_env_float("GAUNTLET_JOIN_WINDOW_S", 60.0),
+        precompute_reveals=_env_bool("GAUNTLET_PRECOMPUTE_REVEALS", True),
     )

@@ -13,7 +13,7 @@ from gauntlet.checkpoint import read_config, write_config
 from gauntlet.teaching.classroom import ClassroomStore, RoomError
 from gauntlet.teaching.decks import load_decks
 from gauntlet.detector import Prediction
-from gauntlet.teaching.quiz import Progress, Quiz, next_item, precompute, score
+from gauntlet.teaching.quiz import Progress, Quiz, next_item, precompute, precompute_in_background, score
 from gauntlet.teaching.quiz_present import fooled_chart, reveal_markdown, summary_markdown, teacher_markdown
 from gauntlet.teaching.reveal_cache import RevealCache
 from gauntlet.service import ModelCatalog
@@ -119,12 +119,27 @@ def test_show_prepares_the_reveal_before_the_guess_and_the_reveal_makes_no_model
     quiz_fresh.show(quiz_fresh.start("demo", MODEL))  # starts background jobs: this item, then the next
     fresh.prefetch(MODEL, second, "score_cam").result()  # the job show() started (one worker: the first is done)
     assert fresh.cached(MODEL, first, "score_cam") and len(analysed) == 2, "show() did not prepare the reveals"
-    assert precompute(quiz_fresh, ["demo"], [MODEL], ["score_cam"]) == 4
+    pooled = quiz.deck("demo").pooled_items()
+    assert precompute(quiz_fresh, ["demo"], [MODEL], ["score_cam"]) == 4 + len(pooled)  # pools: verdicts only
+    assert all(fresh.cached(MODEL, item) and not fresh.cached(MODEL, item, "score_cam") for item in pooled)
     assert precompute(quiz_fresh, ["demo"], [MODEL], ["score_cam"]) == 0
     for name in ("analyse", "predict", "detector"):  # precomputed: a reveal must not touch the model
         monkeypatch.setattr(quiz.catalog, name, lambda *a, **k: pytest.fail("the reveal called the model"))
     _, outcome = quiz_fresh.guess(quiz_fresh.start("demo", MODEL), "FAKE")
     assert Path(outcome.heatmap_file).is_file() and outcome.prediction.predicted_label in ("REAL", "FAKE")
+
+
+def test_the_start_up_warm_up_fills_every_playable_deck_and_logs_failures(quiz, tmp_path, caplog):
+    fresh = RevealCache(quiz.catalog, tmp_path / "cache")
+    quiz_fresh = Quiz(quiz.catalog, list(quiz.decks.values()), fresh, quiz.store)
+    with caplog.at_level("INFO", logger="gauntlet.teaching.quiz"):
+        precompute_in_background(quiz_fresh, [MODEL], ["grad_cam"]).join(timeout=120)
+    assert "Quiz reveals ready" in caplog.text
+    assert all(fresh.cached(MODEL, item, "grad_cam") for deck in ("demo", "second")
+               for item in quiz.deck(deck).items)
+    with caplog.at_level("INFO", logger="gauntlet.teaching.quiz"):
+        precompute_in_background(quiz_fresh, ["no-such-model"], ["grad_cam"]).join(timeout=120)
+    assert "Precomputing quiz reveals failed" in caplog.text  # logged on its thread, never raised
 
 
 def test_classroom_play_records_first_answers_and_feeds_the_teacher(quiz):

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import logging
 import random
 import sys
 import tempfile
+import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +38,7 @@ from .decks import Deck, DeckItem, display_image, item_image, load_decks
 from .reveal_cache import RevealCache
 
 GUESSES = ("REAL", "FAKE")
+log = logging.getLogger(__name__)
 DEFAULT_METHOD = default_method()  # the method registry's first default one
 THUMBNAIL_SIDE = 96
 
@@ -415,16 +418,37 @@ class Quiz:
         self.store.close_room(code, key)
 
 
-def precompute(quiz: Quiz, deck_ids: list[str], model_keys: list[str], methods: list[str]) -> int:
-    """Fill the reveal cache for every (deck item, model, method); returns how many entries were computed."""
-    jobs = [(model, item, method) for deck_id in deck_ids for item in quiz.deck(deck_id).items
-            for model in model_keys for method in methods]
+def precompute(quiz: Quiz, deck_ids: list[str], model_keys: list[str], methods: list[str],
+               progress: bool = True) -> int:
+    """Fill the reveal cache for every (deck item, model, method) and the verdict of every test-pool item (pre-
+    and post-tests show no heatmap, but the teacher's report compares the class with the model); returns how many
+    entries were computed. One job is submitted at a time, so a player's own reveal waits for one at most."""
+    jobs = []
+    for deck in map(quiz.deck, deck_ids):
+        wanted = [*((item, method) for item in deck.items for method in methods),
+                  *((item, None) for item in deck.pooled_items())]
+        jobs += [(model, item, method) for model in model_keys for item, method in wanted]
     computed = 0
-    for model, item, method in tqdm(jobs, desc="quiz reveals", unit="item"):
+    for model, item, method in tqdm(jobs, desc="quiz reveals", unit="item", disable=not progress):
         if not quiz.cache.cached(model, item, method):
             quiz.cache.prefetch(model, item, method).result()
             computed += 1
     return computed
+
+
+def precompute_in_background(quiz: Quiz, model_keys: list[str], methods: list[str]) -> threading.Thread:
+    """Start :func:`precompute` for every playable deck on a daemon thread (the app calls this at start-up, so
+    the first players of a deck find its reveals ready); a failure is logged, never raised."""
+    def run() -> None:
+        try:
+            count = precompute(quiz, [deck_id for _, deck_id in quiz.deck_choices()], model_keys, methods, False)
+            log.info("Quiz reveals ready (%d computed now)", count)
+        except Exception:  # noqa: BLE001 - a background warm-up must never take the app down
+            log.exception("Precomputing quiz reveals failed; reveals are computed when players need them")
+
+    thread = threading.Thread(target=run, name="quiz-precompute", daemon=True)
+    thread.start()
+    return thread
 
 
 def main(argv: list[str] | None = None) -> int:
