@@ -243,3 +243,30 @@ def test_cli_reports_coverage_and_accuracy_when_sure(checkpoint, folder, tmp_pat
     assert result["coverage"] == pytest.approx(len(sure) / len(verdicts))
     assert result["accuracy_when_sure"] == pytest.approx(sum(sure) / len(sure))
     assert {"accuracy", "precision", "recall", "f1", "confusion_matrix", "n", "accuracy_ci95"} <= set(result)
+
+
+def test_ensemble_averages_members_probabilities_as_the_app_classifies(checkpoint, folder, tmp_path):
+    from training import ensemble
+    other = make_checkpoint(tmp_path / "other", "baseline_cnn", seed=4)
+    out = tmp_path / "ensemble.json"
+    args = ensemble.get_args_parser().parse_args(["--checkpoints", str(checkpoint), str(other), "--data", str(folder),
+                                                  "--json", str(out)])
+    scores = ensemble.main(args)[str(folder)]
+    for source in (checkpoint, other):  # each member scored as the app would classify
+        matrix = _expected_matrix(source, folder)
+        assert scores[str(source)] == pytest.approx((matrix[0][0] + matrix[1][1]) / 12)
+    fake = np.mean([[Detector(load_checkpoint(str(s))).predict(load_image(f)).probabilities["FAKE"]
+                     for s in (checkpoint, other)] for f in sorted(folder.rglob("*.png"))], axis=1)
+    truth = [int(f.parent.name == "FAKE") for f in sorted(folder.rglob("*.png"))]
+    assert scores["ensemble"]["accuracy"] == pytest.approx(np.mean((fake > 0.5) == np.array(truth)), abs=1e-6)
+    assert json.loads(out.read_text())[str(folder)]["ensemble"]["n"] == 12
+
+
+def test_sharpness_falls_with_blur_and_is_reported_per_class(folder):
+    from PIL import ImageFilter
+    from training import sharpness
+    image = Image.open(sorted((folder / "REAL").iterdir())[-1]).convert("RGB")
+    assert sharpness.sharpness(image.filter(ImageFilter.GaussianBlur(2))) < sharpness.sharpness(image)
+    per_class = sharpness.class_sharpness(data.list_folder(folder))
+    assert {label: stats["n"] for label, stats in per_class.items()} == {"REAL": 7, "FAKE": 5}
+    assert all(s["q25"] <= s["median"] <= s["q75"] for s in per_class.values())
