@@ -31,9 +31,12 @@ def detector_examples(settings: Settings) -> list[str]:
     return [str(path) for path in starter_examples(settings.quiz_dir)] + example_images(settings.data_dir)
 
 
-def build_app(catalog: ModelCatalog, settings: Settings, quiz: Quiz | None = None) -> gr.Blocks:
-    """The whole UI; every tab builder receives plain callables from the library (``quiz``: decks and rooms)."""
+def build_app(catalog: ModelCatalog, settings: Settings, quiz: Quiz | None = None,
+              examples: list[str] | None = None) -> gr.Blocks:
+    """The whole UI; every tab builder receives plain callables from the library (``quiz``: decks and rooms;
+    ``examples``: the Detector tab's example paths, by default :func:`detector_examples`)."""
     quiz = quiz or Quiz.from_settings(catalog, settings)
+    examples = detector_examples(settings) if examples is None else examples
     with gr.Blocks(title="GAUNTLET — explainable AI-image detector", analytics_enabled=False,
                    delete_cache=(1800, 3600)) as demo:
         gr.Markdown(INTRO)
@@ -43,7 +46,7 @@ def build_app(catalog: ModelCatalog, settings: Settings, quiz: Quiz | None = Non
                 lab = ForensicsLab(catalog, settings.max_pixels, int(settings.max_upload_mb * 1024 * 1024),
                                    settings.explain_timeout_s)
                 build_detector_tab(catalog.predict, catalog.explain_stream, catalog.choices(), catalog.default_key,
-                                   detector_examples(settings), settings.predict_concurrency, lab,
+                                   examples, settings.predict_concurrency, lab,
                                    settings.analyse_concurrency)
             with gr.Tab("Spot the fake"):
                 build_quiz_tab(demo, quiz, catalog.choices(), catalog.default_key, quiz_progress)
@@ -66,10 +69,10 @@ def launch(settings: Settings | None = None, **kwargs) -> gr.Blocks:
     quiz = Quiz.from_settings(catalog, settings)
     if settings.precompute_reveals and catalog.default_key:
         precompute_in_background(quiz, [catalog.default_key], [DEFAULT_METHOD])
-    demo = build_app(catalog, settings, quiz)
-    allowed = detector_examples(settings)  # only the examples: the data folder holds quiz answers
+    examples = detector_examples(settings)  # the only files served from outside: the data folder holds quiz answers
+    demo = build_app(catalog, settings, quiz, examples)
     demo.launch(server_name=settings.host, server_port=settings.port, max_file_size=int(settings.max_upload_mb * 1024 * 1024),
-                allowed_paths=allowed, theme=gr.themes.Soft(), footer_links=["api"], **kwargs)
+                allowed_paths=examples, theme=gr.themes.Soft(), footer_links=["api"], **kwargs)
     return demo
 
 

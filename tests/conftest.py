@@ -52,3 +52,16 @@ def shared_data_or_skip() -> Path:
     if not DATA_DIR.is_dir():
         pytest.skip(f"shared data not found at {DATA_DIR}: data-dependent check skipped")
     return DATA_DIR
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for the browser tests (one per test module)."""
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks.server import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from app_process import wait_for_status
-from benchmarks.server import CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, AppServer
+from benchmarks.server import CHROMIUM, REPO_ROOT, AppServer
 from conftest import make_checkpoint
 from gauntlet.teaching.decks import raw_items
 
@@ -65,16 +65,6 @@ def server(tmp_path_factory):
            "GAUNTLET_CACHE_DIR": str(work / "cache"), "GAUNTLET_CLASSROOM_DB": str(work / "classroom.sqlite3")}
     with AppServer(env) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from benchmarks.server import CHROMIUM, AppServer
 from conftest import make_checkpoint
 from quiz_helpers import demo_deck, make_data_root, write_deck
-from test_browser import browser, shoot  # noqa: F401 - the shared Chromium fixture
+from test_browser import shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 TIMEOUT_MS = 60_000
