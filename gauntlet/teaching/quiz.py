@@ -422,16 +422,18 @@ def precompute(quiz: Quiz, deck_ids: list[str], model_keys: list[str], methods: 
                progress: bool = True) -> int:
     """Fill the reveal cache for every (deck item, model, method) and the verdict of every test-pool item (pre-
     and post-tests show no heatmap, but the teacher's report compares the class with the model); returns how many
-    entries were computed. One job is submitted at a time, so a player's own reveal waits for one at most."""
+    entries were computed. They are computed as background work (:meth:`RevealCache.fill`), so they wait for
+    players' reveals rather than the other way round."""
     jobs = []
     for deck in map(quiz.deck, deck_ids):
         wanted = [*((item, method) for item in deck.items for method in methods),
                   *((item, None) for item in deck.pooled_items())]
         jobs += [(model, item, method) for model in model_keys for item, method in wanted]
     computed = 0
-    for model, item, method in tqdm(jobs, desc="quiz reveals", unit="item", disable=not progress):
+    # gradio wraps tqdm for its progress bars; the app's warm-up (progress=False) must not create one off a request
+    for model, item, method in tqdm(jobs, desc="quiz reveals", unit="item") if progress else jobs:
         if not quiz.cache.cached(model, item, method):
-            quiz.cache.prefetch(model, item, method).result()
+            quiz.cache.fill(model, item, method)
             computed += 1
     return computed
 

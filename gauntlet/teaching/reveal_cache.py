@@ -21,7 +21,7 @@ import numpy as np
 from ..detector import Prediction
 from ..explain import available_variants
 from ..files import atomic_write
-from ..service import ModelCatalog
+from ..service import QUIZ, ModelCatalog
 from .decks import DeckError, DeckItem, display_image, item_image
 
 PREFERRED_VARIANT = "fast"
@@ -75,12 +75,13 @@ class RevealCache:
         """True when the verdict (and the heatmap of ``method``, if given) are on disk."""
         return all(path is None or path.is_file() for path in self._paths(model_key, item, method))
 
-    def _compute(self, model_key: str, item: DeckItem, method: str | None) -> None:
+    def _compute(self, model_key: str, item: DeckItem, method: str | None, background: bool = False) -> None:
         verdict_path, heatmap_path = self._paths(model_key, item, method)
         if all(path is None or path.is_file() for path in (verdict_path, heatmap_path)):
             return
         image = item_image(item)
-        analysis = self.catalog.analyse(image, model_key, [method] if method else [], variant=PREFERRED_VARIANT)
+        analysis = self.catalog.analyse(image, model_key, [method] if method else [], variant=PREFERRED_VARIANT,
+                                        lane=QUIZ, background=background)
         prediction = analysis.prediction
         verdict = {"probabilities": prediction.probabilities, "predicted_index": prediction.predicted_index,
                    "predicted_label": prediction.predicted_label, "sure": prediction.sure}
@@ -99,6 +100,11 @@ class RevealCache:
                 self._pending[job] = future
                 future.add_done_callback(lambda done: self._forget(job, done))
         return future
+
+    def fill(self, model_key: str, item: DeckItem, method: str | None = None) -> None:
+        """Compute what is missing on the calling thread, as background work (see ``ModelCatalog.explaining``):
+        warming the cache up never takes the quiz's explanation worker from a player, nor their reveal thread."""
+        self._compute(model_key, item, method, background=True)
 
     def _forget(self, job: Path, future: Future) -> None:
         with self._lock:
