@@ -54,23 +54,22 @@ def run_job(explainers: ExplainerSet, job: Job) -> tuple[Explanation, Faithfulne
     return explanation, scores
 
 
-def lower_priority(by: int = EXPLAIN_NICENESS) -> None:
+def lower_priority() -> None:
     """Make the calling thread, and threads it starts, yield the CPU to the rest of the process (a per-thread
-    nice value on Linux, raised ``by``; elsewhere, or where not allowed, it keeps its priority)."""
+    nice value on Linux; elsewhere, or where not allowed, it keeps its priority)."""
     try:
         thread = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + by))
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + EXPLAIN_NICENESS))
     except (AttributeError, OSError):
         log.info("Explanations run at normal priority (no per-thread nice value here)")
 
 
 class ThreadWorker:
-    """Runs jobs on one low-priority thread of this process (nice value raised ``niceness``), on ``explainers``'
-    model copy."""
+    """Runs jobs on one low-priority thread of this process, on ``explainers``' model copy."""
 
-    def __init__(self, explainers: ExplainerSet, name: str, niceness: int = EXPLAIN_NICENESS) -> None:
+    def __init__(self, explainers: ExplainerSet, name: str) -> None:
         self.explainers = explainers
-        self._thread = ThreadPoolExecutor(1, name, lower_priority, (niceness,))
+        self._thread = ThreadPoolExecutor(1, name, lower_priority)
 
     def run(self, job: Job) -> tuple[Explanation, Faithfulness | None]:
         """Run ``job`` and wait for it (with the caller's context, so gradio's progress bar follows)."""

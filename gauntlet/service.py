@@ -22,7 +22,7 @@ from typing import Iterator
 from PIL import Image
 
 from .analysis import Analysis, MethodResult
-from .checkpoint import Checkpoint, CheckpointConfig, bundled_names, load_checkpoint, load_preferring_hub, read_config
+from .checkpoint import CheckpointConfig, bundled_names, load_checkpoint, load_preferring_hub, read_config
 from .detector import Detector, ModelInput
 from .errors import UserError
 from .explain import ExplainerSet, ProgressFn, available_variants, default_methods, method_title
@@ -40,8 +40,6 @@ log = logging.getLogger(__name__)
 DEFAULT_EXPLANATION_CACHE = 256  # finished explanations kept (GAUNTLET_EXPLANATION_CACHE)
 QUICKEST_FIRST = ("grad_cam",)  # streamed before the other methods: one forward and one backward pass
 BACKGROUND_POLL_S = 0.2  # how often background work (quiz warm-up) looks for a worker nobody is waiting for
-VISITORS, QUIZ = "visitors", "quiz"  # worker lanes: the Detector tab's explanations, and quiz reveals (one worker)
-QUIZ_NICENESS = 15  # quiz reveals are quick jobs: they take the CPU a visitor's explanation leaves (theirs: +10)
 
 
 @dataclass
@@ -106,9 +104,9 @@ class ModelCatalog:
         self.previews: SharedLRU[str] = SharedLRU(explanation_cache, on_evict=_forget_file)
         self._detectors: dict[str, Detector] = {}
         self._explainers: dict[str, list[ExplainerSet]] = {}
-        self._idle: dict[tuple[str, str], queue.SimpleQueue[ExplainerSet]] = {}  # per (model, lane)
+        self._idle: dict[str, queue.SimpleQueue[ExplainerSet]] = {}
         self._workers: dict[ExplainerSet, ThreadWorker | ProcessWorker] = {}  # where each set's jobs run
-        self._waiting: dict[tuple[str, str], int] = {}  # per (model, lane), requests waiting for a worker
+        self._waiting: dict[str, int] = {}  # per model, requests waiting for a worker (background work excepted)
         self._lock = threading.Lock()
 
     @classmethod
@@ -141,23 +139,15 @@ class ModelCatalog:
                 self._detectors[key] = Detector(checkpoint)
                 # Explanations attach hooks and swap layers: each worker gets its own copy of the network,
                 # so verdicts for other visitors never wait for them or see their hooks.
-                # Quiz reveals (one quick fast heatmap each) have a worker of their own, on a thread: a class
-                # revealing an item never waits behind a visitor's new photo being explained with every method.
-                lanes = [VISITORS] * self.explanation_workers + [QUIZ]
-                self._explainers[key] = [ExplainerSet(Detector(copy.deepcopy(checkpoint))) for _ in lanes]
-                for lane, explainers in zip(lanes, self._explainers[key]):
-                    self._idle.setdefault((key, lane), queue.SimpleQueue()).put(explainers)
-                    self._workers[explainers] = self._new_worker(key, lane, explainers, checkpoint)
+                self._explainers[key] = [ExplainerSet(Detector(copy.deepcopy(checkpoint)))
+                                         for _ in range(self.explanation_workers)]
+                self._idle[key] = queue.SimpleQueue()
+                for explainers in self._explainers[key]:
+                    self._idle[key].put(explainers)
+                    self._workers[explainers] = ProcessWorker(checkpoint, key) if self.explain_processes \
+                        else ThreadWorker(explainers, f"explain-{key}")
                 log.info("Loaded model %s from %s", key, checkpoint.source)
             return self._detectors[key]
-
-    def _new_worker(self, key: str, lane: str, explainers: ExplainerSet,
-                    checkpoint: Checkpoint) -> ThreadWorker | ProcessWorker:
-        """Where a lane's jobs run: visitors' in a process of their own when so configured, else on a thread;
-        the quiz's always on a thread, at a lower priority still (its jobs are quick)."""
-        if lane == QUIZ:
-            return ThreadWorker(explainers, f"{lane}-{key}", QUIZ_NICENESS)
-        return ProcessWorker(checkpoint, key) if self.explain_processes else ThreadWorker(explainers, f"{lane}-{key}")
 
     def explainers(self, key: str) -> ExplainerSet:
         """The first worker's explainer set for ``key`` (its model copy is never the verdict's)."""
@@ -186,7 +176,7 @@ class ModelCatalog:
         return path
 
     def explain_stream(self, verdict: Analysis, methods: list[str], variant: str = "fast", layers: str = "last",
-                       progress: ProgressFn = None, faithfulness: bool = False, *, lane: str = VISITORS,
+                       progress: ProgressFn = None, faithfulness: bool = False, *,
                        background: bool = False) -> Iterator[Analysis]:
         """Explain ``verdict``'s predicted class with each method, yielding the growing analysis.
 
@@ -197,8 +187,7 @@ class ModelCatalog:
         (``2 * (DEFAULT_STEPS + 1)`` forward passes per method, see :mod:`gauntlet.explain.faithfulness`).
         One worker is held from the first missing method to the last, across the yields: a caller that stops
         early must close the generator (CPython does when the last reference to it goes), which frees it.
-        ``lane``: whose workers compute (:data:`VISITORS` or :data:`QUIZ`); ``background`` work (the quiz's
-        warm-up) takes one only when no request of its lane is waiting for it.
+        ``background`` work (the quiz's warm-up) takes a worker only when no request is waiting for one.
         """
         keys = {method: self._cache_key(verdict, method, variant, layers) for method in methods}
         results = [result for result in (self._cached(keys[m], faithfulness) for m in methods) if result]
@@ -210,7 +199,7 @@ class ModelCatalog:
         prepared = self.detector(verdict.model_key).prepare(verdict.image)
         # One worker serves this request's methods in turn: requests are explained one after another instead of
         # all advancing a method at a time (which would make every visitor wait as long as the slowest).
-        with self.explaining(verdict.model_key, lane=lane, background=background) as explainers:
+        with self.explaining(verdict.model_key, background=background) as explainers:
             for method in missing:
                 if progress:
                     progress(len(results) / len(methods), f"{method_title(method)} ({keys[method][3]})")
@@ -228,12 +217,11 @@ class ModelCatalog:
         return result if faithfulness or result.faithfulness is None else replace(result, faithfulness=None)
 
     def analyse(self, source, key: str, methods: list[str], variant: str = "fast", layers: str = "last",
-                progress: ProgressFn = None, faithfulness: bool = False, *, lane: str = VISITORS,
-                background: bool = False) -> Analysis:
+                progress: ProgressFn = None, faithfulness: bool = False, *, background: bool = False) -> Analysis:
         """Load an upload safely, classify it and explain the predicted class with each method (all at once;
-        ``lane`` and ``background``: see :meth:`explain_stream`)."""
+        ``background``: see :meth:`explain_stream`)."""
         for analysis in self.explain_stream(self.predict(source, key), methods, variant, layers, progress,
-                                            faithfulness, lane=lane, background=background):
+                                            faithfulness, background=background):
             pass
         return analysis
 
@@ -288,45 +276,36 @@ class ModelCatalog:
         return str(path)
 
     @contextmanager
-    def explaining(self, key: str, *, lane: str = VISITORS, background: bool = False) -> Iterator[ExplainerSet]:
-        """An idle explainer set of model ``key`` in ``lane`` (waits for one): explainers hold hooks on their
-        model copy.
+    def explaining(self, key: str, *, background: bool = False) -> Iterator[ExplainerSet]:
+        """An idle explainer set of model ``key`` (waits for one): explainers hold hooks on their model copy.
 
-        ``background`` work waits until no request of its lane is waiting and no visitor's explanation runs, so
-        a warm-up never holds up a player for more than the one job it started just before the player arrived,
-        nor takes the CPU from a visitor's explanation."""
+        ``background`` work waits until no other request is waiting, so a warm-up never holds up a visitor or a
+        player for more than the one job it started just before they arrived."""
         self.detector(key)
-        slot = (key, lane)
-        explainers = self._next_background(slot) if background else self._next_foreground(slot)
+        explainers = self._next_background(key) if background else self._next_foreground(key)
         try:
             yield explainers
         finally:
-            self._idle[slot].put(explainers)
+            self._idle[key].put(explainers)
 
-    def _next_foreground(self, slot: tuple[str, str]) -> ExplainerSet:
+    def _next_foreground(self, key: str) -> ExplainerSet:
         with self._lock:
-            self._waiting[slot] = self._waiting.get(slot, 0) + 1
+            self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
-            return self._idle[slot].get()
+            return self._idle[key].get()
         finally:
             with self._lock:
-                self._waiting[slot] -= 1
+                self._waiting[key] -= 1
 
-    def _next_background(self, slot: tuple[str, str]) -> ExplainerSet:
+    def _next_background(self, key: str) -> ExplainerSet:
         while True:
             with self._lock:
-                if not self._waiting.get(slot) and not self._visitors_busy(slot[0]):
+                if not self._waiting.get(key):
                     try:
-                        return self._idle[slot].get_nowait()
+                        return self._idle[key].get_nowait()
                     except queue.Empty:
                         pass
             time.sleep(BACKGROUND_POLL_S)
-
-    def _visitors_busy(self, key: str) -> bool:
-        """Whether a visitor's explanation of model ``key`` runs or waits (background work then leaves the CPU
-        to it, whatever lane the background work is in)."""
-        slot = (key, VISITORS)
-        return bool(self._waiting.get(slot)) or self._idle[slot].qsize() < self.explanation_workers
 
 
 def _forget_overlay_file(result: MethodResult) -> None:

@@ -18,7 +18,7 @@ from gauntlet.model_card import unseen_accuracy
 from gauntlet.present import explanation_notes, method_caption, track_record, verdict_sentence
 from benchmarks.explain import default_checkpoint
 from benchmarks.load import pick_model
-from gauntlet.service import QUIZ, VISITORS, ModelCatalog, default_bundled_model, default_model_order, selector_label
+from gauntlet.service import ModelCatalog, default_bundled_model, default_model_order, selector_label
 
 
 @pytest.fixture
@@ -261,16 +261,9 @@ def test_each_explanation_worker_has_its_own_model_copy(tmp_path, rgb_image):
     catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path, explanation_workers=2)
     verdict_model = catalog.detector("tiny").model
     models = {id(s.detector.model) for s in catalog._explainers["tiny"]} | {id(verdict_model)}
-    assert len(models) == 4, "two visitors' workers, the quiz's worker and the verdicts' model"
+    assert len(models) == 3
     with catalog.explaining("tiny"):  # one worker busy: the other one explains (with one worker this would wait)
         assert len(catalog.analyse(rgb_image, "tiny", ["grad_cam"]).results) == 1
-
-
-def test_quiz_reveals_never_wait_for_visitors_explanations(tmp_path, rgb_image):
-    make_checkpoint(tmp_path / "tiny", "baseline_cnn")
-    catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path, explanation_workers=1)
-    with catalog.explaining("tiny"):  # the only visitors' worker is busy with someone's photo
-        assert len(catalog.analyse(rgb_image, "tiny", ["score_cam"], lane=QUIZ).results) == 1
 
 
 def test_cached_explanations_need_no_idle_worker(tmp_path, rgb_image):
@@ -323,12 +316,10 @@ def test_explanations_computed_in_a_separate_process_match_the_thread_ones(tmp_p
             assert a.method == b.method
             np.testing.assert_allclose(a.explanation.heatmap, b.explanation.heatmap, atol=1e-5)
             assert a.faithfulness == pytest.approx(b.faithfulness, abs=1e-5)
-        assert [type(w).__name__ for w in apart._workers.values()] == ["ProcessWorker", "ThreadWorker"], \
-            "visitors' explanations in a process; the quiz's quick reveals on a thread"
+        assert [type(w).__name__ for w in apart._workers.values()] == ["ProcessWorker"]
     finally:
         for worker in apart._workers.values():
-            if type(worker).__name__ == "ProcessWorker":
-                worker.close()
+            worker.close()
 
 
 def test_a_dead_explanation_process_is_a_message_and_the_next_request_gets_a_new_one(tmp_path, rgb_image):
@@ -338,7 +329,7 @@ def test_a_dead_explanation_process_is_a_message_and_the_next_request_gets_a_new
 
     make_checkpoint(tmp_path / "tiny", "baseline_cnn")
     catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path, explain_processes=True, explanation_cache=0)
-    worker = catalog._workers[catalog.explainers("tiny")]  # the visitors' worker (the quiz's is a thread)
+    worker = catalog._workers[catalog.explainers("tiny")]
     try:
         catalog.analyse(rgb_image, "tiny", ["grad_cam"])
         for pid in list(worker._pool._processes):  # what the kernel does to a process that runs out of memory
@@ -356,9 +347,9 @@ def test_a_stream_left_half_way_frees_its_worker(tmp_path, rgb_image):
     catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path, explanation_workers=1)
     stream = catalog.explain_stream(catalog.predict(rgb_image, "tiny"), ["grad_cam", "lime"])
     next(stream), next(stream)  # the verdict, then Grad-CAM: the worker is held for LIME
-    assert catalog._idle[("tiny", VISITORS)].empty()
+    assert catalog._idle["tiny"].empty()
     stream.close()
-    assert not catalog._idle[("tiny", VISITORS)].empty()
+    assert not catalog._idle["tiny"].empty()
 
 
 def test_background_work_takes_the_worker_only_when_no_visitor_waits(tmp_path, monkeypatch):
@@ -373,8 +364,8 @@ def test_background_work_takes_the_worker_only_when_no_visitor_waits(tmp_path, m
     catalog = ModelCatalog(extra_sources=(), checkpoints_dir=tmp_path, explanation_workers=1)
     order = []
 
-    def take(who: str, background: bool, lane: str = VISITORS) -> None:
-        with catalog.explaining("tiny", lane=lane, background=background):
+    def take(who: str, background: bool) -> None:
+        with catalog.explaining("tiny", background=background):
             order.append(who)
             time.sleep(0.05)
 
@@ -385,19 +376,12 @@ def test_background_work_takes_the_worker_only_when_no_visitor_waits(tmp_path, m
         visitor = threading.Thread(target=take, args=("visitor", False))
         visitor.start()
         deadline = time.monotonic() + 10
-        while not catalog._waiting.get(("tiny", VISITORS)) and time.monotonic() < deadline:
+        while not catalog._waiting.get("tiny") and time.monotonic() < deadline:
             time.sleep(0.005)
     visitor.join(5), warm_up.join(5)
     assert order == ["visitor", "background"]
     with catalog.explaining("tiny", background=True):  # nobody waits: background work starts at once
-        assert catalog._idle[("tiny", VISITORS)].empty()
-    with catalog.explaining("tiny"):  # a visitor's explanation runs: background work in the quiz lane waits
-        warm_up = threading.Thread(target=take, args=("quiz warm-up", True, QUIZ))
-        warm_up.start()
-        time.sleep(0.1)
-        assert order[-1] == "background"
-    warm_up.join(5)
-    assert order[-1] == "quiz warm-up"
+        assert catalog._idle["tiny"].empty()
 
 
 def test_a_picture_is_previewed_from_one_file_written_once(tmp_path, rgb_image):

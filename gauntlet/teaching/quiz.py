@@ -423,7 +423,7 @@ def precompute(quiz: Quiz, deck_ids: list[str], model_keys: list[str], methods: 
     """Fill the reveal cache for every (deck item, model, method) and the verdict of every test-pool item (pre-
     and post-tests show no heatmap, but the teacher's report compares the class with the model); returns how many
     entries were computed. They are computed as background work (:meth:`RevealCache.fill`), so they wait for
-    players' reveals rather than the other way round."""
+    visitors' explanations and players' reveals rather than the other way round."""
     jobs = []
     for deck in map(quiz.deck, deck_ids):
         wanted = [*((item, method) for item in deck.items for method in methods),

@@ -21,7 +21,7 @@ import numpy as np
 from ..detector import Prediction
 from ..explain import available_variants
 from ..files import atomic_write
-from ..service import QUIZ, ModelCatalog
+from ..service import ModelCatalog
 from .decks import DeckError, DeckItem, display_image, item_image
 
 PREFERRED_VARIANT = "fast"
@@ -81,7 +81,7 @@ class RevealCache:
             return
         image = item_image(item)
         analysis = self.catalog.analyse(image, model_key, [method] if method else [], variant=PREFERRED_VARIANT,
-                                        lane=QUIZ, background=background)
+                                        background=background)
         prediction = analysis.prediction
         verdict = {"probabilities": prediction.probabilities, "predicted_index": prediction.predicted_index,
                    "predicted_label": prediction.predicted_label, "sure": prediction.sure}
@@ -103,7 +103,8 @@ class RevealCache:
 
     def fill(self, model_key: str, item: DeckItem, method: str | None = None) -> None:
         """Compute what is missing on the calling thread, as background work (see ``ModelCatalog.explaining``):
-        warming the cache up never takes the quiz's explanation worker from a player, nor their reveal thread."""
+        warming the cache up never takes the explanation worker from a visitor or a player, nor the players' reveal
+        thread."""
         self._compute(model_key, item, method, background=True)
 
     def _forget(self, job: Path, future: Future) -> None:
