@@ -11,17 +11,17 @@ the model's reasoning.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import statistics
 import sys
 
 import torch
 
+from benchmarks import write_result
 from benchmarks.explain import default_checkpoint, rvaa_test_images
 from gauntlet.detector import Detector
 from gauntlet.explain import METHODS, available_variants, build_explainer
-from gauntlet.forensics.agreement import SANITY_SIMILAR_AT, sanity_check
+from gauntlet.forensics.agreement import SANITY_SIMILAR_AT, sanity_check, with_random_head
 from gauntlet.settings import get_settings
 
 
@@ -39,11 +39,11 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def method_sanity(detector: Detector, method: str, variant: str, images: list) -> dict:
     """Median rank correlation with the random-head model's maps, and how many of the maps passed."""
-    rhos = []
+    rhos, randomised = [], with_random_head(detector)
     with build_explainer(method, detector, "last", variant) as explainer:
         for name, image in images:
             explanation = explainer.explain(image)
-            rhos.append(sanity_check(detector, explanation, image).rho)
+            rhos.append(sanity_check(detector, explanation, image, randomised=randomised).rho)
             print(f"  {method:12s} {variant:4s} {name:24s} rho {rhos[-1]:+.2f}", flush=True)
     return {"median_rho": statistics.median(rhos), "passed": sum(rho < SANITY_SIMILAR_AT for rho in rhos),
             "n": len(rhos), "rhos": rhos}
@@ -60,12 +60,8 @@ def main(args: argparse.Namespace) -> dict:
             results[f"{method}/{variant}"] = method_sanity(detector, method, variant, images)
     for key, result in results.items():
         print(f"{key:20s} median rho {result['median_rho']:+.2f}, passed {result['passed']} of {result['n']}")
-    report = {"checkpoint": checkpoint, "passes_below": SANITY_SIMILAR_AT, "methods": results,
-              "command": shlex.join(["python", "-m", "benchmarks.sanity", *sys.argv[1:]])}
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(report, handle, indent=2)
-    return report
+    return write_result({"checkpoint": checkpoint, "passes_below": SANITY_SIMILAR_AT, "methods": results,
+                         "command": shlex.join(["python", "-m", "benchmarks.sanity", *sys.argv[1:]])}, args.json)
 
 
 if __name__ == "__main__":

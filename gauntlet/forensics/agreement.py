@@ -105,13 +105,14 @@ def with_random_head(detector: Detector, seed: int = 0) -> Detector:
 
 
 def sanity_check(detector: Detector, explanation: Explanation, original: Image.Image, layers: str = "last",
-                 seed: int = 0) -> SanityCheck:
+                 seed: int = 0, randomised: Detector | None = None) -> SanityCheck:
     """Explain ``original`` again, for the same class and with the same method, on a random-head copy.
 
     ``explanation`` is the heatmap shown for ``original`` by ``detector``; the result's ``rho`` is the rank
-    correlation between the two maps.
+    correlation between the two maps. ``randomised``: the random-head copy, when the caller checks many images
+    with one (default: ``with_random_head(detector, seed)``, made here).
     """
-    randomised = with_random_head(detector, seed)
+    randomised = randomised or with_random_head(detector, seed)
     with build_explainer(explanation.method, randomised, layers, explanation.variant) as explainer:
         again = explainer.explain(original, target=explanation.target_index)
     rho = rank_correlation(explanation.heatmap, again.heatmap)

@@ -429,13 +429,9 @@ def precompute(quiz: Quiz, deck_ids: list[str], model_keys: list[str], methods: 
         wanted = [*((item, method) for item in deck.items for method in methods),
                   *((item, None) for item in deck.pooled_items())]
         jobs += [(model, item, method) for model in model_keys for item, method in wanted]
-    computed = 0
     # gradio wraps tqdm for its progress bars; the app's warm-up (progress=False) must not create one off a request
-    for model, item, method in tqdm(jobs, desc="quiz reveals", unit="item") if progress else jobs:
-        if not quiz.cache.cached(model, item, method):
-            quiz.cache.fill(model, item, method)
-            computed += 1
-    return computed
+    return sum(quiz.cache.fill(model, item, method)
+               for model, item, method in (tqdm(jobs, desc="quiz reveals", unit="item") if progress else jobs))
 
 
 def precompute_in_background(quiz: Quiz, model_keys: list[str], methods: list[str]) -> threading.Thread:

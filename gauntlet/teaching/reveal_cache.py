@@ -75,10 +75,11 @@ class RevealCache:
         """True when the verdict (and the heatmap of ``method``, if given) are on disk."""
         return all(path is None or path.is_file() for path in self._paths(model_key, item, method))
 
-    def _compute(self, model_key: str, item: DeckItem, method: str | None, background: bool = False) -> None:
+    def _compute(self, model_key: str, item: DeckItem, method: str | None, background: bool = False) -> bool:
+        """Compute and store what is missing; False when everything was on disk already."""
+        if self.cached(model_key, item, method):
+            return False
         verdict_path, heatmap_path = self._paths(model_key, item, method)
-        if all(path is None or path.is_file() for path in (verdict_path, heatmap_path)):
-            return
         image = item_image(item)
         analysis = self.catalog.analyse(image, model_key, [method] if method else [], variant=PREFERRED_VARIANT,
                                         background=background)
@@ -88,6 +89,7 @@ class RevealCache:
         atomic_write(verdict_path, lambda tmp: Path(tmp).write_text(json.dumps(verdict)))
         if heatmap_path is not None:
             atomic_write(heatmap_path, lambda tmp: analysis.results[0].overlay.save(tmp, **SERVED_FORMAT))
+        return True
 
     def prefetch(self, model_key: str, item: DeckItem, method: str | None = None) -> Future:
         """Start computing what is missing in the background (one job per entry); returns its future."""
@@ -101,11 +103,11 @@ class RevealCache:
                 future.add_done_callback(lambda done: self._forget(job, done))
         return future
 
-    def fill(self, model_key: str, item: DeckItem, method: str | None = None) -> None:
+    def fill(self, model_key: str, item: DeckItem, method: str | None = None) -> bool:
         """Compute what is missing on the calling thread, as background work (see ``ModelCatalog.explaining``):
         warming the cache up never takes the explanation worker from a visitor or a player, nor the players' reveal
-        thread."""
-        self._compute(model_key, item, method, background=True)
+        thread. Returns whether anything was computed."""
+        return self._compute(model_key, item, method, background=True)
 
     def _forget(self, job: Path, future: Future) -> None:
         with self._lock:
